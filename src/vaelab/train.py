@@ -1,0 +1,85 @@
+"""One training run: config → objects → fit → test on the best checkpoint → files.
+
+`run(cfg)` is what `python train.py` calls; `build(cfg)` is the part notebooks want.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from vaelab.config import check_config
+from vaelab.model import VAE
+
+
+def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> VAE:
+    """A fresh VAE from a composed config. With `prior.init=data` the pseudo-inputs are copied
+    from the training split of `datamodule` (built from the config when not given)."""
+    check_config(cfg)
+    node = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
+    model = VAE(
+        encoder=node("encoder"),
+        decoder=node("decoder"),
+        prior=node("prior"),
+        optimizer=node("optimizer"),
+        kl_warmup_epochs=cfg.kl_warmup_epochs,
+        image_shape=list(cfg.dataset.image_shape),
+    )
+    if cfg.prior.get("init") == "data":
+        if datamodule is None:
+            datamodule = instantiate(cfg.dataset.datamodule)
+        datamodule.setup("fit")
+        model.prior.init_from_data(datamodule.splits["train"][0])
+    return model
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Train, test the best checkpoint, and write the run directory. Returns the test metrics."""
+    check_config(cfg)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.dataset.datamodule)
+    model = build(cfg, datamodule)
+
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best-{epoch:03d}",
+        monitor=cfg.early_stopping.monitor,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    early_stopping = EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience)
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=[checkpoint, early_stopping], logger=logger)
+
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    train_seconds = time.perf_counter() - start
+    ckpt = checkpoint.best_model_path or None
+    (results,) = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+
+    metrics = {key: float(value) for key, value in results.items()}
+    metrics.update(
+        epochs=trainer.current_epoch,
+        train_seconds=round(train_seconds, 2),
+        best_val_loss=float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        best_checkpoint=str(Path(ckpt).relative_to(run_dir)) if ckpt else None,
+    )
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(
+        f"vaelab: prior={cfg.prior._target_.rsplit('.', 1)[-1]} latent_dim={cfg.latent_dim} "
+        f"epochs={metrics['epochs']} best val/loss={metrics['best_val_loss']:.3f} "
+        f"test/loss={metrics.get('test/loss', float('nan')):.3f} ({train_seconds:.1f}s) → {run_dir}"
+    )
+    return metrics
+

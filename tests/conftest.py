@@ -1,0 +1,28 @@
+"""Shared fixtures: the real Hydra config, composed and clamped for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
+
+
+def compose_config(*overrides: str):
+    """The composed `conf/train.yaml` with overrides, as `python train.py` would see it."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """compose_config with the fast trainer and a temporary run directory."""
+
+    def make(*overrides: str):
+        return compose_config("trainer=fast", f"run_dir={tmp_path / 'run'}", *overrides)
+
+    return make

@@ -1,0 +1,19 @@
+"""Train one VAE: `python train.py prior=vamp latent_dim=2`; sweep: `python train.py -m prior=...`.
+
+Everything lives in the installed package; this file only hands Hydra's config to it.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+import vaelab
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    metrics = vaelab.run(cfg)
+    return metrics.get("test/loss", float("nan"))
+
+
+if __name__ == "__main__":
+    main()
