@@ -3,15 +3,22 @@
 Everything lives in the installed package; this file only hands Hydra's config to it.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 import vaelab
+from vaelab.config import ConfigError
+from vaelab.model import NonFiniteLossError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    metrics = vaelab.run(cfg)
+    try:
+        metrics = vaelab.run(cfg)
+    except (ConfigError, NonFiniteLossError) as error:
+        sys.exit(f"error: {error}")
     return metrics.get("test/loss", float("nan"))
 
 

@@ -64,7 +64,7 @@ class VAE(pl.LightningModule):
         return 1.0 if warmup == 0 else min(1.0, self.current_epoch / warmup)
 
     # -- training -------------------------------------------------------------------------
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def _step(self, batch, stage: str) -> dict[str, torch.Tensor]:
         x = batch[0]
         rec, kl = self.elbo_terms(x)
         beta = self.kl_weight() if stage == "train" else 1.0
@@ -73,10 +73,11 @@ class VAE(pl.LightningModule):
         if stage == "train":
             metrics["train/kl_weight"] = beta
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=x.shape[0])
-        return loss
+        return metrics
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self._step(batch, "train")
+        metrics = self._step(batch, "train")
+        loss = metrics["train/loss"]
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLossError(
@@ -84,7 +85,8 @@ class VAE(pl.LightningModule):
                 f"(batch {batch_idx}); last finite metrics: {self.last_finite or 'none (the first step failed)'}. "
                 "Checkpoints saved before this step are kept; try a smaller optimizer.lr."
             )
-        self.last_finite = {"epoch": self.current_epoch, "step": self.global_step, "train/loss": value}
+        self.last_finite = {"epoch": self.current_epoch, "step": self.global_step}
+        self.last_finite.update({key: round(float(v.detach()) if torch.is_tensor(v) else v, 4) for key, v in metrics.items()})
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
