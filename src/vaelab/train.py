@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from vaelab.callbacks import LatentFigures
 from vaelab.config import check_config
 from vaelab.model import VAE
 
@@ -60,7 +61,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     )
     early_stopping = EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience)
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=[checkpoint, early_stopping], logger=logger)
+    callbacks = [checkpoint, early_stopping]
+    if cfg.figures.enabled:
+        callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
