@@ -10,6 +10,7 @@ VampPrior", AISTATS 2018.
 
 from __future__ import annotations
 
+import math
 
 import torch
 import zuko
@@ -19,14 +20,42 @@ from torch.distributions import Categorical, Distribution, Independent, MixtureS
 PSEUDO_INPUT_INITS = ("random", "data")
 
 
+class DiagonalGaussianMixture(MixtureSameFamily):
+    """MixtureSameFamily(Categorical(logits), Independent(Normal(mu, exp(0.5 logvar)), 1)) with a
+    fast `log_prob`; sampling and everything else come from the parent.
+
+    The parent broadcasts z against all K components, an (N, K, D) tensor. Here the squared
+    distance is expanded into matrix products, (N, D) @ (D, K):
+        sum_l (z_l - mu_kl)^2 / var_kl = z^2 @ (1/var_k) - 2 z @ (mu_k/var_k) + sum_l mu_kl^2/var_kl,
+    after shifting z and mu by the mean of the component means (the distance does not change, and
+    smaller numbers lose less to cancellation in float32).
+    """
+
+    def __init__(self, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
+        super().__init__(Categorical(logits=logits), Independent(Normal(mu, torch.exp(0.5 * logvar)), 1))
+        self.mu, self.logvar = mu, logvar
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        if self.mu.dim() != 2:  # a batch of mixtures: the parent's broadcast handles it
+            return super().log_prob(z)
+        if self._validate_args:
+            self._validate_sample(z)
+        centre = self.mu.mean(dim=0).detach()
+        z, mu = z - centre, self.mu - centre
+        precision = torch.exp(-self.logvar)  # (K, D)
+        squared = (z * z) @ precision.T - 2 * z @ (mu * precision).T + (mu * mu * precision).sum(-1)
+        log_normaliser = -0.5 * (self.logvar.sum(-1) + mu.shape[-1] * math.log(2 * math.pi))
+        log_weights = self.mixture_distribution.logits  # normalised by Categorical
+        return torch.logsumexp(log_weights + log_normaliser - 0.5 * squared, dim=-1)
+
+
 def diagonal_gaussian_mixture(logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> Distribution:
     """sum_k softmax(logits)_k N(z | mu_k, diag(exp(logvar_k))).
 
-    MixtureSameFamily sums log N over latent dimensions (Independent) *before* the logsumexp
-    over components, and the standard deviation is exp(0.5 logvar) for density and sampling.
+    The log-density sums log N over latent dimensions *before* the logsumexp over components,
+    and the standard deviation is exp(0.5 logvar) for density and sampling.
     """
-    components = Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
-    return MixtureSameFamily(Categorical(logits=logits), components)
+    return DiagonalGaussianMixture(logits, mu, logvar)
 
 
 def square_grid(side: int, half_range: float) -> torch.Tensor:

@@ -1,0 +1,162 @@
+"""Training speed on the VampPrior paper's benchmark (`experiment=vampprior_paper`), in one run:
+
+1. seconds per epoch (500 steps of batch 100) for each of the six priors, and the ratio to the
+   standard prior: the mixture priors (K = 500) must not make training slow;
+2. the same for the VampPrior with torch's broadcasting `MixtureSameFamily.log_prob` instead of
+   vaelab's matrix-product one (what the fast log-density saves);
+3. vaelab's training step through a Lightning `Trainer` against a plain PyTorch loop over the same
+   networks, optimizer and batches (Lightning's overhead).
+
+Each number is the best of `--repeats` timings of `--steps` steps after `--warmup` untimed ones.
+Uses the real binarized MNIST when `--root` (default: the dataset config's) holds it, else random
+bits of the same shape, and says which.
+
+    python scripts/bench.py                     # all of it, ~2 minutes on 2 CPU cores
+    python scripts/bench.py --threads 1 --steps 20 --priors standard vamp
+
+Use no more threads than free cores: when other jobs hold a core, torch's threads wait on each
+other and a step can take several times longer (on a shared machine, `--threads 1`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from torch.distributions import MixtureSameFamily
+
+import vaelab
+from vaelab.data import BinarizedMNISTDataModule, batch_loader
+from vaelab.priors import DiagonalGaussianMixture
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
+STEPS_PER_EPOCH = 500  # 50000 training images, batch 100
+
+
+def paper_config(prior: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=["experiment=vampprior_paper", f"prior={prior}", "run_dir=unused"])
+
+
+def training_images(root: str, num: int) -> tuple[torch.Tensor, str]:
+    """`num` training images and where they came from."""
+    try:
+        x = BinarizedMNISTDataModule(root).load()["train"][0][:num]
+        return x, f"binarized MNIST from {root}"
+    except ValueError as error:  # missing or malformed files: the loader's message says which
+        print(f"(no real data: {error})")
+        return torch.bernoulli(torch.full((num, 784), 0.13)), "random bits of the same shape (no real data found)"
+
+
+def plain_loop(model: vaelab.VAE, loader, warmup: int) -> float:
+    """Seconds per step of a hand-written loop: the same loss, backward and optimizer step."""
+    optimizer = model.configure_optimizers()
+    model.train()
+    start = None
+    for index, (x, _) in enumerate(loader):
+        if index == warmup:
+            start = time.perf_counter()
+        rec, kl = model.elbo_terms(x)
+        loss = -(rec - model.kl_weight() * kl).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / (len(loader) - warmup)
+
+
+class StepTimer(pl.Callback):
+    """Wall time from the start of batch `warmup` to the end of the last batch."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end, self.count = warmup, None, None, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.end, self.count = time.perf_counter(), batch_idx + 1 - self.warmup
+
+
+def lightning_loop(model: vaelab.VAE, loader, warmup: int) -> float:
+    """Seconds per step of `VAE.training_step` driven by a Trainer (no validation, no logger)."""
+    timer = StepTimer(warmup)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_val_batches=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[timer])  # fmt: skip
+    trainer.fit(model, train_dataloaders=loader)
+    return (timer.end - timer.start) / timer.count
+
+
+def time_step(prior: str, loader, warmup: int, loop=plain_loop) -> float:
+    """Seconds per training step of a fresh model with `prior` in `loop`."""
+    pl.seed_everything(0, verbose=False)
+    return loop(vaelab.build(paper_config(prior)), loader, warmup)
+
+
+def time_prior(name: str, loader, warmup: int) -> float:
+    """`time_step` for a row of the table: a prior, or the VampPrior with torch's broadcasting
+    log-density, an (N, K, latent_dim) tensor, in place of vaelab's matrix products."""
+    if name != "vamp, naive log_prob":
+        return time_step(name, loader, warmup)
+    fast, DiagonalGaussianMixture.log_prob = DiagonalGaussianMixture.log_prob, MixtureSameFamily.log_prob
+    try:
+        return time_step("vamp", loader, warmup)
+    finally:
+        DiagonalGaussianMixture.log_prob = fast
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement (50)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (5)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many measurements (3)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (all cores)")
+    parser.add_argument("--priors", nargs="+", default=PRIORS, choices=PRIORS)
+    parser.add_argument("--root", default=None, help="binarized MNIST folder (the dataset config's root)")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)  # no banners between the rows
+    warnings.filterwarnings("ignore")
+    cfg = paper_config("vamp")
+    root = args.root or OmegaConf.select(cfg, "dataset.root")
+    x, source = training_images(root, (args.warmup + args.steps) * cfg.batch_size)
+    loader = batch_loader(x, torch.zeros(len(x), dtype=torch.long), cfg.batch_size, shuffle=False)
+    print(f"vaelab bench: experiment=vampprior_paper (latent_dim {cfg.latent_dim}, gated MLPs of "
+          f"{cfg.encoder.hidden}, batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)")  # fmt: skip
+    print(f"  data: {source}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"best of {args.repeats} x {args.steps} steps after {args.warmup} warm-up steps\n")  # fmt: skip
+
+    rows = list(args.priors) + (["vamp, naive log_prob"] if "vamp" in args.priors else [])
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(args.repeats):  # round-robin, so drifting machine load hits every prior alike
+        for name in rows:
+            times[name].append(time_prior(name, loader, args.warmup))
+    seconds = {name: min(values) for name, values in times.items()}
+    print(f"  {'prior':<22} {'s/step':>8} {'s/epoch':>9} {'x standard':>11}")
+    for name in rows:
+        ratio = f"{seconds[name] / seconds['standard']:10.2f}x" if "standard" in seconds else ""
+        print(f"  {name:<22} {seconds[name]:8.4f} {seconds[name] * STEPS_PER_EPOCH:9.1f} {ratio:>11}", flush=True)
+
+    print("\n  Lightning's overhead: VAE.training_step in a Trainer vs a plain PyTorch loop (same batches)")
+    for prior in [p for p in ("standard", "vamp") if p in args.priors]:
+        plain, lightning = [], []
+        for _ in range(args.repeats):  # interleaved, so drifting machine load hits both alike
+            plain.append(time_step(prior, loader, args.warmup))
+            lightning.append(time_step(prior, loader, args.warmup, loop=lightning_loop))
+        print(f"  {prior:<22} plain {min(plain):.4f} s/step, Lightning {min(lightning):.4f} s/step: "
+              f"{min(lightning) / min(plain):.3f}x", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

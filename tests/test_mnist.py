@@ -1,0 +1,202 @@
+"""Statically binarized MNIST and the VampPrior paper's preset (`experiment=vampprior_paper`).
+
+The loader is specified on small `.amat` files written here; the real files are checked when
+`../shared/data/binarized_mnist` (next to the repository) exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+import vaelab
+from vaelab.config import ConfigError
+from vaelab.data import AmatFormatError, BinarizedMNISTDataModule, read_amat, resolve_data_root
+from vaelab.model import WarmupEarlyStopping
+
+from conftest import PRIORS, ROOT, compose_config
+
+REAL_ROOT = ROOT.parent / "shared" / "data" / "binarized_mnist"
+
+
+def write_amat(path, rows: np.ndarray, line_end: str = "\n") -> None:
+    path.write_text("".join(" ".join(str(v) for v in row) + line_end for row in rows))
+
+
+@pytest.fixture
+def bits() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 2, size=(7, 784), dtype=np.uint8)
+
+
+# --- the loader --------------------------------------------------------------------------------
+
+
+def test_amat_file_reads_as_uint8_zeros_and_ones(tmp_path, bits):
+    write_amat(tmp_path / "a.amat", bits)
+    x = read_amat(tmp_path / "a.amat")
+    assert x.shape == (7, 784) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x, bits)
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", " \n"], ids=["crlf", "trailing-space"])
+def test_amat_variants_of_whitespace_read_the_same(tmp_path, bits, line_end):
+    write_amat(tmp_path / "a.amat", bits, line_end)
+    np.testing.assert_array_equal(read_amat(tmp_path / "a.amat"), bits)
+
+
+def test_amat_without_final_newline_reads_the_same(tmp_path, bits):
+    write_amat(tmp_path / "a.amat", bits)
+    (tmp_path / "a.amat").write_bytes((tmp_path / "a.amat").read_bytes().rstrip(b"\n"))
+    np.testing.assert_array_equal(read_amat(tmp_path / "a.amat"), bits)
+
+
+def test_missing_file_names_the_file_and_expected_shape(tmp_path):
+    with pytest.raises(AmatFormatError, match=r"nowhere\.amat: file not found .*\(10000, 784\)"):
+        read_amat(tmp_path / "nowhere.amat", num_rows=10000)
+
+
+def test_short_line_says_which_line_and_how_many_values(tmp_path, bits):
+    lines = [" ".join(map(str, row)) for row in bits]
+    lines[3] = lines[3][:-2]  # line 4 loses its last value
+    (tmp_path / "a.amat").write_text("\n".join(lines) + "\n")
+    with pytest.raises(AmatFormatError, match=r"a\.amat: expected shape \(N, 784\).*line 4 with 783 values"):
+        read_amat(tmp_path / "a.amat")
+
+
+def test_non_binary_value_says_which_value_and_line(tmp_path, bits):
+    lines = [" ".join(map(str, row)) for row in bits]
+    lines[1] = "2" + lines[1][1:]
+    (tmp_path / "a.amat").write_text("\n".join(lines) + "\n")
+    with pytest.raises(AmatFormatError, match=r"a\.amat: .*value '2' on line 2"):
+        read_amat(tmp_path / "a.amat")
+
+
+def test_wrong_number_of_images_gives_expected_and_found_shape(tmp_path, bits):
+    write_amat(tmp_path / "a.amat", bits)
+    with pytest.raises(AmatFormatError, match=r"expected shape \(10000, 784\), found 7 lines"):
+        read_amat(tmp_path / "a.amat", num_rows=10000)
+
+
+def test_empty_file_is_an_error(tmp_path):
+    (tmp_path / "a.amat").write_text("")
+    with pytest.raises(AmatFormatError, match="empty file"):
+        read_amat(tmp_path / "a.amat")
+
+
+def test_datamodule_reads_three_splits_without_labels(tmp_path, bits):
+    for index, suffix in enumerate(["train", "valid", "test"]):
+        write_amat(tmp_path / f"binarized_mnist_{suffix}.amat", bits[: 3 + index])
+    module = BinarizedMNISTDataModule(tmp_path, batch_size=2, check_sizes=False)
+    module.setup("fit")
+    assert {split: len(x) for split, (x, _) in module.splits.items()} == {"train": 3, "val": 4, "test": 5}
+    limited = BinarizedMNISTDataModule(tmp_path, check_sizes=False, limit=4)
+    limited.setup("fit")
+    assert {split: len(x) for split, (x, _) in limited.splits.items()} == {"train": 3, "val": 4, "test": 4}
+    x, y = module.splits["train"]
+    assert x.dtype == torch.float32 and torch.equal(x, torch.from_numpy(bits[:3]).float())
+    assert (y == -1).all()
+    assert next(iter(module.train_dataloader()))[0].shape == (2, 784)
+
+
+def test_datamodule_insists_on_the_canonical_sizes(tmp_path, bits):
+    for suffix in ["train", "valid", "test"]:
+        write_amat(tmp_path / f"binarized_mnist_{suffix}.amat", bits)
+    with pytest.raises(AmatFormatError, match=r"binarized_mnist_train\.amat: expected shape \(50000, 784\)"):
+        BinarizedMNISTDataModule(tmp_path).setup("fit")
+
+
+def test_missing_root_is_a_config_error_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="dataset.root=.*no such folder"):
+        BinarizedMNISTDataModule(tmp_path / "absent").setup("fit")
+
+
+def test_relative_root_falls_back_to_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_data_root("conf") == ROOT / "conf"  # not in the cwd: found in the checkout
+    (tmp_path / "conf").mkdir()
+    assert resolve_data_root("conf") == Path("conf")  # in the cwd: that one
+    assert resolve_data_root(tmp_path / "absent") == tmp_path / "absent"  # absolute: as given
+
+
+@pytest.mark.skipif(not REAL_ROOT.is_dir(), reason=f"no binarized MNIST at {REAL_ROOT}")
+def test_real_files_have_canonical_counts_and_mean_pixel():
+    module = BinarizedMNISTDataModule(REAL_ROOT)
+    module.setup("fit")
+    sizes = {split: tuple(x.shape) for split, (x, _) in module.splits.items()}
+    assert sizes == {"train": (50000, 784), "val": (10000, 784), "test": (10000, 784)}
+    for split, (x, _) in module.splits.items():
+        assert set(x.unique().tolist()) == {0.0, 1.0}
+        assert x.mean().item() == pytest.approx(0.13, abs=0.005), split
+
+
+# --- the preset --------------------------------------------------------------------------------
+
+
+def test_preset_sets_the_papers_model():
+    cfg = compose_config("experiment=vampprior_paper")
+    assert (cfg.latent_dim, cfg.batch_size, cfg.kl_warmup_epochs, cfg.early_stopping.patience) == (40, 100, 100, 50)
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 5e-4
+    for net in (cfg.encoder, cfg.decoder):
+        assert (net.hidden, net.num_layers, net.activation) == (300, 2, "gated")
+    assert (cfg.encoder.logvar_min, cfg.encoder.logvar_max) == (-6, 2)
+    assert cfg.decoder.likelihood == "bernoulli" and cfg.dataset.input_dim == 784
+    assert cfg.prior._target_.endswith("VampPrior")
+    assert (cfg.prior.num_components, cfg.prior.init_mean, cfg.prior.init_std) == (500, 0.05, 0.01)
+    assert cfg.prior.learnable_weights is False and cfg.eval.num_samples == 5000
+    assert compose_config("experiment=vampprior_paper", "prior=mog").prior.num_components == 500
+
+
+@pytest.mark.skipif(not REAL_ROOT.is_dir(), reason=f"no binarized MNIST at {REAL_ROOT}")
+@pytest.mark.parametrize("prior", PRIORS)
+def test_preset_trains_a_few_steps_with_every_prior(make_cfg, prior):
+    cfg = make_cfg("experiment=vampprior_paper", f"prior={prior}", "trainer.max_epochs=1",
+                   "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                   "figures.enabled=false", "eval.num_samples=2", "eval.num_latent_samples=100",
+                   "dataset.datamodule.limit=600")  # fmt: skip
+    metrics = vaelab.run(cfg)
+    assert metrics["epochs"] == 1 and np.isfinite(metrics["test/loss"]) and np.isfinite(metrics["test/nll"])
+
+
+# --- early stopping that waits for the end of the KL warm-up -------------------------------------
+
+
+class ConstantLoss(pl.LightningModule):
+    """A model whose validation loss never improves."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.weight * batch[0]).sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", 1.0)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+class EpochsSeen(Callback):
+    def __init__(self):
+        self.epochs = 0
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epochs += 1
+
+
+@pytest.mark.parametrize("warmup, epochs", [(0, 3), (5, 8)])
+def test_early_stopping_counts_patience_only_after_the_warmup(warmup, epochs):
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(2, 1)), batch_size=2)
+    seen = EpochsSeen()
+    stop = WarmupEarlyStopping(monitor="val/loss", patience=2, warmup_epochs=warmup)
+    trainer = pl.Trainer(max_epochs=50, callbacks=[stop, seen], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(ConstantLoss(), train_dataloaders=data, val_dataloaders=data)
+    # The first counted epoch sets the best score; `patience` epochs without improvement stop it.
+    assert seen.epochs == epochs
