@@ -1,0 +1,123 @@
+"""Multirun sweeps: one job per (prior, seed, …), failures kept to their job, a report at the end.
+
+`python train.py -m prior=standard,mog,vamp,gtm,gtm_vamp,flow` runs each job through `run_job`,
+which never lets an exception escape: Hydra's sweepers stop the whole sweep at the first failed
+job, so a failure is written to `failed.json` in the job's directory instead and the next job
+runs. When every job has ended, the Hydra callback `SweepReport` (registered in conf/train.yaml)
+writes the comparison report of `vaelab.compare` into the sweep directory and, if any job failed,
+ends the process with exit status 1.
+
+Under the joblib launcher each job also sets its torch threads to cores // parallel jobs, so that
+two jobs on two cores do not each start two threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from vaelab.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"  # pid, host, threads, start and end time, status: written by every job
+FAILED_FILE = "failed.json"  # the error of a failed job
+
+
+def in_multirun() -> bool:
+    """True inside a job of `python train.py -m …` (any launcher)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def parallel_jobs(n_jobs: int | None, cores: int) -> int:
+    """How many jobs joblib runs at once for its `n_jobs` (negative counts back from all cores)."""
+    if n_jobs is None or n_jobs == 0:
+        return 1
+    return max(1, cores + 1 + n_jobs) if n_jobs < 0 else n_jobs
+
+
+def threads_per_job(n_jobs: int | None, cores: int) -> int:
+    """torch threads for one of `n_jobs` parallel jobs on `cores` cores: cores // parallel jobs."""
+    return max(1, cores // parallel_jobs(n_jobs, cores))
+
+
+def joblib_threads(launcher: DictConfig) -> int | None:
+    """Threads per job under Hydra's joblib launcher; None for any other launcher."""
+    if "JoblibLauncher" not in str(launcher.get("_target_", "")):
+        return None
+    import joblib  # present wherever the joblib launcher is
+
+    return threads_per_job(launcher.get("n_jobs"), joblib.cpu_count())
+
+
+def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None = None) -> float:
+    """One job of a sweep: `run(cfg)` (default `vaelab.run`) with any exception recorded in the
+    job's `failed.json` and logged rather than raised. Returns test/loss (NaN for a failed job)."""
+    import torch
+
+    if run is None:
+        from vaelab.train import run
+    job_dir = Path(cfg.run_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    threads = joblib_threads(HydraConfig.get().launcher)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "torch_threads": torch.get_num_threads(),
+              "started": time.time()}  # fmt: skip
+    try:
+        if "ddp" in str(cfg.trainer.get("strategy", "")):
+            strategy = cfg.trainer.strategy
+            raise ConfigError(f"trainer.strategy={strategy} is not allowed in a multirun: sweep single-device jobs")
+        metrics = run(cfg)
+        status, result = "completed", float(metrics.get("test/loss", float("nan")))
+    except Exception as error:  # noqa: BLE001 - any failure belongs to this job only
+        status, result = "failed", float("nan")
+        failure = {"error": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
+        (job_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2) + "\n")
+        log.error("job failed, the sweep goes on: %s: %s (details in %s)", type(error).__name__, error,
+                  job_dir / FAILED_FILE)  # fmt: skip
+    record.update(finished=time.time(), status=status)
+    (job_dir / JOB_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return result
+
+
+class SweepReport(Callback):
+    """Hydra callback: at the end of a multirun, write the comparison report into the sweep
+    directory; exit with status 1 when a job failed (`exit_on_failure`).
+
+    The exit is a `sys.exit` because Hydra turns exceptions raised by callbacks into warnings.
+    """
+
+    def __init__(self, enabled: bool = True, exit_on_failure: bool = True):
+        self.enabled, self.exit_on_failure = enabled, exit_on_failure
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        from vaelab.compare import write_report
+
+        try:
+            report = write_report(sweep_dir)
+        except Exception as error:  # noqa: BLE001 - a broken report must not hide failed jobs
+            log.error("could not write the comparison report for %s: %s", sweep_dir, error)
+            failed = [p.parent.name for p in sweep_dir.glob(f"*/{FAILED_FILE}")]
+            if failed and self.exit_on_failure:
+                sys.exit(f"error: {len(failed)} job(s) of the sweep failed: {', '.join(sorted(failed))}")
+            return
+        print(report.summary())
+        if report.failed and self.exit_on_failure:
+            names = ", ".join(job.dir.name for job in report.failed)
+            sys.exit(f"error: {len(report.failed)} of {len(report.jobs)} jobs failed ({names}); see {report.markdown}")
