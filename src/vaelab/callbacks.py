@@ -1,0 +1,168 @@
+"""`LatentFigures`: the pictures of `vaelab.figures`, drawn while training and at its end.
+
+Every `every_n_epochs` epochs (after validation) and once when training ends, on rank zero only:
+
+    latent          the prior density with the encoded test data on top (latent_dim = 2), or the
+                    same in the plane of the two leading principal components of the encoded
+                    test means with a density estimate of projected prior samples (latent_dim > 2)
+    samples         64 draws z ~ p(z) shown as the decoder mean E[x|z]
+    reconstructions test images (left) beside E[x | z = E[z|x]] (right)
+    pseudo_inputs   the current pseudo-inputs of vamp and gtm_vamp priors
+
+go to TensorBoard (tags `latent/figure` and `images/<name>`; for latent_dim > 2 also the test
+latents with labels and thumbnails in the projector, tag `latent/test`) and to PNG files:
+`<run_dir>/figures/<name>_epochNNN.png` (NNN = epochs completed) and, at the end,
+`<run_dir>/<name>.png`.
+
+Drawing runs under `torch.random.fork_rng` with a fixed seed, so the samples are the same draws
+from epoch to epoch and switching figures on or off does not change the training itself.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_warn
+
+from vaelab import figures as F
+from vaelab.config import ConfigError
+
+
+@torch.no_grad()
+def latent_view(model: pl.LightningModule, mu: torch.Tensor, y: torch.Tensor, grid_side: int = 200,
+                num_prior_samples: int = 5000) -> F.LatentView | None:  # fmt: skip
+    """The latent figure's content for encoded test means `mu` = E[z|x] with labels `y`;
+    None for latent_dim < 2."""
+    if mu.shape[-1] < 2:
+        return None
+    prior = model.prior_dist()
+    samples = prior.sample((num_prior_samples,))
+    means = model.prior.component_means(model.encoder) if hasattr(model.prior, "component_means") else None
+    labels = y.cpu().numpy()
+    if mu.shape[-1] == 2:
+        points, means = mu.cpu().numpy(), None if means is None else means.cpu().numpy()
+        low, high = F.plot_range(points, means, F.prior_mass(samples.cpu().numpy()))
+        xs, ys, density = F.density_on_grid(prior, low, high, grid_side, device=mu.device)
+        return F.LatentView(points, labels, xs, ys, density, means)
+    centre, basis, ratios = F.pca_basis(mu)
+    project = lambda z: ((z - centre) @ basis.T).cpu().numpy()  # noqa: E731
+    points, projected = project(mu), project(samples)
+    means = None if means is None else project(means)
+    low, high = F.plot_range(points, means, F.prior_mass(projected))
+    xs, ys, density = F.kde_on_grid(projected, low, high, side=grid_side // 2)
+    axis_labels = tuple(f"PC{i + 1} of E[z|x] ({r:.0%} of variance)" for i, r in enumerate(ratios.tolist()))
+    return F.LatentView(points, labels, xs, ys, density, means, axis_labels, "density of projected prior samples")
+
+
+def data_range(model: pl.LightningModule, x: torch.Tensor) -> tuple[float, float]:
+    """The range of pixel values in data units: what the decoder's likelihood can produce."""
+    decoder = model.decoder
+    if getattr(decoder, "likelihood", None) == "categorical":
+        return 0.0, float(decoder.num_levels - 1)
+    if getattr(decoder, "likelihood", None) == "bernoulli":
+        return 0.0, 1.0
+    return float(x.min()), float(x.max())
+
+
+@torch.no_grad()
+def image_grids(model: pl.LightningModule, x: torch.Tensor, image_shape, num_samples: int = 64,
+                min_tile: int = 32) -> dict[str, np.ndarray]:  # fmt: skip
+    """{"samples", "reconstructions"[, "pseudo_inputs"]} → (H, W) images in [0, 1], tiles upscaled
+    (nearest neighbour) to at least `min_tile` pixels."""
+    low, high = data_range(model, x)
+    decoder_mean = getattr(model.decoder, "mean", None) or (lambda z: model.decode(z).mean)
+    unit = lambda images: F.to_unit(images, low, high, image_shape)  # noqa: E731
+    x = x[:num_samples]
+    reconstructions = decoder_mean(model.encode(x).mean)
+    grids = {
+        "samples": F.tile(unit(decoder_mean(model.prior_dist().sample((num_samples,)))), ncols=8),
+        "reconstructions": F.side_by_side(F.tile(unit(x), ncols=8), F.tile(unit(reconstructions), ncols=8)),
+    }
+    if hasattr(model.prior, "pseudo_inputs"):
+        prior = model.prior
+        grids["pseudo_inputs"] = F.tile(F.to_unit(prior.pseudo_inputs(), prior.input_min, prior.input_max, image_shape))
+    return {name: F.upscale(grid, min_tile, image_shape[0]) for name, grid in grids.items()}
+
+
+class LatentFigures(pl.Callback):
+    """Draws the figures of this module every `every_n_epochs` epochs and at the end of training.
+
+    `dirpath` is where PNGs go (the run directory; the trainer's default_root_dir when None). The
+    test split of the datamodule (`datamodule.splits["test"]`, else "val") is encoded, at most
+    `max_points` examples of it.
+    """
+
+    def __init__(self, dirpath: str | Path | None = None, every_n_epochs: int = 10, max_points: int = 2000,
+                 grid_side: int = 200):  # fmt: skip
+        if not isinstance(every_n_epochs, Integral) or isinstance(every_n_epochs, bool) or every_n_epochs < 1:
+            raise ConfigError(f"figures.every_n_epochs={every_n_epochs!r} is not allowed: must be a positive integer")
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.every_n_epochs, self.max_points, self.grid_side = int(every_n_epochs), max_points, grid_side
+        self._logged_step: int | None = None
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epochs = trainer.current_epoch + 1
+        if trainer.sanity_checking or trainer.state.fn != "fit" or epochs % self.every_n_epochs:
+            return
+        if trainer.is_global_zero:
+            self.draw(trainer, pl_module, epochs, final=False)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # on_train_end, not on_fit_end: the TensorBoard writer is still open here.
+        if trainer.is_global_zero:
+            self.draw(trainer, pl_module, trainer.current_epoch, final=True)
+
+    def test_data(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor] | None:
+        splits = getattr(trainer.datamodule, "splits", None) or {}
+        x, y = splits.get("test") or splits.get("val") or (None, None)
+        if x is None:
+            rank_zero_warn("LatentFigures: the datamodule has no splits['test'] or ['val']; drawing nothing")
+            return None
+        return x[: self.max_points], y[: self.max_points]
+
+    def draw(self, trainer: pl.Trainer, model: pl.LightningModule, epochs: int, final: bool) -> None:
+        data = self.test_data(trainer)
+        if data is None:
+            return
+        x, y = (t.to(model.device) for t in data)
+        image_shape = model.hparams.get("image_shape")
+        was_training = model.training
+        model.eval()
+        devices = [model.device.index or 0] if model.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(0)
+                mu = model.encode(x).mean
+                view = latent_view(model, mu, y, self.grid_side)
+                grids = image_grids(model, x, image_shape) if image_shape else {}
+        finally:
+            model.train(was_training)
+
+        pictures = dict(grids)
+        if view is not None:
+            title = f"{type(model.prior).__name__}, {'end of training, ' if final else ''}epoch {epochs}"
+            pictures["latent"] = F.render(F.latent_figure(view, title=title))
+        for name, image in pictures.items():
+            F.save_png(image, self.output_dir(trainer) / (f"{name}.png" if final else f"figures/{name}_epoch{epochs:03d}.png"))
+
+        writer = next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+        step = trainer.global_step
+        if writer is None or step == self._logged_step:
+            return  # no TensorBoard, or this step's pictures are logged already
+        for name, image in pictures.items():
+            tag = "latent/figure" if name == "latent" else f"images/{name}"
+            writer.add_image(tag, image, step, dataformats="HWC" if image.ndim == 3 else "HW")
+        if mu.shape[-1] > 2:  # the projector, for what the PCA plane cannot show
+            thumbnails = F.to_unit(data[0], *data_range(model, x), image_shape) if image_shape else None
+            writer.add_embedding(mu.cpu(), metadata=data[1].tolist(), global_step=step, tag="latent/test",
+                                 label_img=None if thumbnails is None else torch.from_numpy(thumbnails)[:, None])
+        writer.flush()
+        self._logged_step = step
+
+    def output_dir(self, trainer: pl.Trainer) -> Path:
+        return self.dirpath if self.dirpath is not None else Path(trainer.default_root_dir)
