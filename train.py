@@ -9,12 +9,15 @@ import hydra
 from omegaconf import DictConfig
 
 import vaelab
+from vaelab import sweep
 from vaelab.config import ConfigError
 from vaelab.model import NonFiniteLossError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    if sweep.in_multirun():  # a failed job is recorded in its directory; the other jobs go on
+        return sweep.run_job(cfg)
     try:
         metrics = vaelab.run(cfg)
     except (ConfigError, NonFiniteLossError) as error:

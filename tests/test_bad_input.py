@@ -33,6 +33,8 @@ BAD = [
     ("decoder.likelihood=gaussian", "decoder.likelihood='gaussian'", "categorical, bernoulli"),
     ("encoder.activation=relu", "encoder.activation='relu'", "leaky_relu, gated"),
     ("kl_warmup_epochs=-1", "kl_warmup_epochs=-1", "integer >= 0"),
+    ("eval.num_samples=0", "eval.num_samples=0", "positive integer"),
+    ("eval.chunk_size=-5", "eval.chunk_size=-5", "positive integer"),
 ]
 
 

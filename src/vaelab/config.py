@@ -34,6 +34,7 @@ POSITIVE_INTS = [
     "encoder.hidden", "encoder.num_layers", "decoder.hidden", "decoder.num_layers",
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
     "early_stopping.patience",
+    "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs",
 ]  # fmt: skip
 POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range"]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]

@@ -13,6 +13,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from pytorch_lightning.callbacks import EarlyStopping
 from torch.distributions import Distribution
 
 
@@ -36,6 +37,7 @@ class VAE(pl.LightningModule):
         self.decoder = instantiate(decoder)
         self.prior = instantiate(prior)
         self.last_finite: dict[str, float] = {}
+        self.train_sums: torch.Tensor | None = None
 
     # -- the public API: three Distributions with one log_prob per example ---------------
     def encode(self, x: torch.Tensor) -> Distribution:
@@ -71,8 +73,19 @@ class VAE(pl.LightningModule):
         loss = -(rec - beta * kl).mean()
         metrics = {f"{stage}/loss": loss, f"{stage}/rec": rec.mean(), f"{stage}/kl": kl.mean()}
         if stage == "train":
+            # Summed here and logged once per epoch (on_train_epoch_end): each self.log call costs
+            # Lightning about 0.5 ms, which made a CPU step of the paper's model 20% slower.
+            n = x.shape[0]
+            sums = torch.stack([loss.detach() * n, rec.detach().sum(), kl.detach().sum(), loss.new_tensor(n)]).double()
+            self.train_sums = sums if self.train_sums is None else self.train_sums + sums
             metrics["train/kl_weight"] = beta
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=x.shape[0])
+            return metrics
+        if stage == "test":  # test/rec, test/kl etc. come from vaelab.evaluate, over eval.num_samples samples
+            metrics = {"test/loss": loss}
+        # sync_dist: under DDP the epoch means are weighted over every process's examples (a no-op
+        # in one process; epoch-level metrics only, so it costs one reduction per key and epoch).
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=x.shape[0],
+                      sync_dist=True)  # fmt: skip
         return metrics
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -89,6 +102,23 @@ class VAE(pl.LightningModule):
         self.last_finite.update({key: round(float(v.detach()) if torch.is_tensor(v) else v, 4) for key, v in metrics.items()})
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        self.train_sums = None  # (loss, rec, kl) summed over the epoch's examples, and their number
+
+    def on_train_epoch_end(self) -> None:
+        if self.train_sums is None:
+            return
+        # Summed over every process's examples under DDP (a no-op in one process).
+        loss, rec, kl, count = self.trainer.strategy.reduce(self.train_sums, reduce_op="sum").tolist()
+        metrics = {"train/loss": loss / count, "train/rec": rec / count, "train/kl": kl / count}
+        self.log_dict({**metrics, "train/kl_weight": self.kl_weight()}, prog_bar=True)
+
+    def on_train_start(self) -> None:
+        # DDP: every process starts from the same seed; give each its own stream of z ~ q(z|x), or
+        # the noise of the batch slices would be identical, which changes training noticeably.
+        if self.trainer.world_size > 1:
+            torch.manual_seed((torch.initial_seed() + self.global_rank) % 2**63)
+
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
 
@@ -97,3 +127,20 @@ class VAE(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return instantiate(self.hparams.optimizer, _partial_=True)(self.parameters())
+
+
+class WarmupEarlyStopping(EarlyStopping):
+    """EarlyStopping that neither counts nor remembers epochs of the KL warm-up.
+
+    During the warm-up the model optimises a different objective (KL weight < 1), so a validation
+    loss that does not improve then says nothing about convergence: with the paper's 100 warm-up
+    epochs and patience 50, plain early stopping could end a run half-way through the warm-up.
+    The best score and the patience count start at epoch `warmup_epochs` (KL weight 1).
+    """
+
+    def __init__(self, *args, warmup_epochs: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.warmup_epochs = warmup_epochs
+
+    def _should_skip_check(self, trainer: pl.Trainer) -> bool:
+        return super()._should_skip_check(trainer) or trainer.current_epoch < self.warmup_epochs

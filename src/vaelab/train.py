@@ -12,12 +12,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from vaelab.callbacks import LatentFigures
 from vaelab.config import check_config
-from vaelab.model import VAE
+from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
+from vaelab.model import VAE, WarmupEarlyStopping
 
 
 def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> VAE:
@@ -46,10 +48,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if rank_zero_only.rank == 0:  # the other processes of a DDP run share this directory
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.dataset.datamodule)
+    datamodule.setup("fit")  # read the data now: a missing or malformed file stops the run here
     model = build(cfg, datamodule)
 
     checkpoint = ModelCheckpoint(
@@ -59,7 +63,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         save_last=True,
         auto_insert_metric_name=False,
     )
-    early_stopping = EarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience)
+    early_stopping = WarmupEarlyStopping(
+        monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, warmup_epochs=cfg.kl_warmup_epochs
+    )
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
     callbacks = [checkpoint, early_stopping]
     if cfg.figures.enabled:
@@ -79,6 +85,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
         best_val_loss=float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         best_checkpoint=str(Path(ckpt).relative_to(run_dir)) if ckpt else None,
     )
+    if not trainer.is_global_zero:  # DDP: the test metrics above are reduced over all processes already
+        return metrics
+    # `trainer.test` loaded the best checkpoint into `model`: IS log-likelihood, KL decomposition, holes.
+    metrics.update(evaluate_test_set(model, datamodule, cfg))
+    log_evaluation(logger, cfg, metrics, step=trainer.current_epoch)
+    print(format_table(metrics))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(
         f"vaelab: prior={cfg.prior._target_.rsplit('.', 1)[-1]} latent_dim={cfg.latent_dim} "
