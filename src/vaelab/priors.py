@@ -58,6 +58,15 @@ def diagonal_gaussian_mixture(logits: torch.Tensor, mu: torch.Tensor, logvar: to
     return DiagonalGaussianMixture(logits, mu, logvar)
 
 
+def add_mixing_logits(module: nn.Module, num_components: int, learnable: bool) -> None:
+    """`module.logits`: uniform mixing weights, a parameter if learnable, else a fixed buffer."""
+    logits = torch.zeros(num_components)
+    if learnable:
+        module.logits = nn.Parameter(logits)
+    else:
+        module.register_buffer("logits", logits)
+
+
 def square_grid(side: int, half_range: float) -> torch.Tensor:
     """side**2 points of a regular grid over [-half_range, half_range]^2, shape (side**2, 2)."""
     axis = torch.linspace(-half_range, half_range, side)
@@ -97,11 +106,7 @@ class _EncoderMixture(nn.Module):
 
     def __init__(self, num_components: int, learnable_weights: bool):
         super().__init__()
-        logits = torch.zeros(num_components)
-        if learnable_weights:
-            self.logits = nn.Parameter(logits)
-        else:
-            self.register_buffer("logits", logits)
+        add_mixing_logits(self, num_components, learnable_weights)
 
     def pseudo_inputs(self) -> torch.Tensor:
         raise NotImplementedError
@@ -170,11 +175,7 @@ class GTMPrior(nn.Module):
         super().__init__()
         self.register_buffer("grid", square_grid(grid_side, grid_range))
         self.net = nn.Sequential(nn.Linear(2, hidden), nn.LeakyReLU(), nn.Linear(hidden, 2 * latent_dim))
-        logits = torch.zeros(grid_side**2)
-        if learnable_weights:
-            self.logits = nn.Parameter(logits)
-        else:
-            self.register_buffer("logits", logits)
+        add_mixing_logits(self, grid_side**2, learnable_weights)
 
     def component_means(self, encoder: nn.Module | None = None) -> torch.Tensor:
         return self.net(self.grid).chunk(2, dim=-1)[0]
