@@ -20,6 +20,7 @@ from epoch to epoch and switching figures on or off does not change the training
 
 from __future__ import annotations
 
+import shutil
 from numbers import Integral
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from vaelab.config import ConfigError
 
 
 @torch.no_grad()
-def latent_view(model: pl.LightningModule, mu: torch.Tensor, y: torch.Tensor, grid_side: int = 200,
+def latent_view(model: pl.LightningModule, mu: torch.Tensor, y: torch.Tensor, grid_side: int = 128,
                 num_prior_samples: int = 5000) -> F.LatentView | None:  # fmt: skip
     """The latent figure's content for encoded test means `mu` = E[z|x] with labels `y`;
     None for latent_dim < 2."""
@@ -54,9 +55,9 @@ def latent_view(model: pl.LightningModule, mu: torch.Tensor, y: torch.Tensor, gr
     points, projected = project(mu), project(samples)
     means = None if means is None else project(means)
     low, high = F.plot_range(points, means, F.prior_mass(projected))
-    xs, ys, density = F.kde_on_grid(projected, low, high, side=grid_side // 2)
+    xs, ys, density = F.kde_on_grid(projected, low, high, side=grid_side)
     axis_labels = tuple(f"PC{i + 1} of E[z|x] ({r:.0%} of variance)" for i, r in enumerate(ratios.tolist()))
-    return F.LatentView(points, labels, xs, ys, density, means, axis_labels, "density of projected prior samples")
+    return F.LatentView(points, labels, xs, ys, density, means, axis_labels, "projected p(z)\n(density of\nsamples)")
 
 
 def data_range(model: pl.LightningModule, x: torch.Tensor) -> tuple[float, float]:
@@ -84,8 +85,9 @@ def image_grids(model: pl.LightningModule, x: torch.Tensor, image_shape, num_sam
         "reconstructions": F.side_by_side(F.tile(unit(x), ncols=8), F.tile(unit(reconstructions), ncols=8)),
     }
     if hasattr(model.prior, "pseudo_inputs"):
-        prior = model.prior
-        grids["pseudo_inputs"] = F.tile(F.to_unit(prior.pseudo_inputs(), prior.input_min, prior.input_max, image_shape))
+        prior = model.prior  # pseudo-inputs live in the data range [input_min, input_max]
+        u_range = getattr(prior, "input_min", low), getattr(prior, "input_max", high)
+        grids["pseudo_inputs"] = F.tile(F.to_unit(prior.pseudo_inputs(), *u_range, image_shape))
     return {name: F.upscale(grid, min_tile, image_shape[0]) for name, grid in grids.items()}
 
 
@@ -98,24 +100,29 @@ class LatentFigures(pl.Callback):
     """
 
     def __init__(self, dirpath: str | Path | None = None, every_n_epochs: int = 10, max_points: int = 2000,
-                 grid_side: int = 200):  # fmt: skip
+                 grid_side: int = 128):  # fmt: skip
         if not isinstance(every_n_epochs, Integral) or isinstance(every_n_epochs, bool) or every_n_epochs < 1:
             raise ConfigError(f"figures.every_n_epochs={every_n_epochs!r} is not allowed: must be a positive integer")
         self.dirpath = Path(dirpath) if dirpath is not None else None
         self.every_n_epochs, self.max_points, self.grid_side = int(every_n_epochs), max_points, grid_side
-        self._logged_step: int | None = None
+        self._last: tuple[int, dict[str, Path]] | None = None  # (global step, files) of the last drawing
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epochs = trainer.current_epoch + 1
         if trainer.sanity_checking or trainer.state.fn != "fit" or epochs % self.every_n_epochs:
             return
         if trainer.is_global_zero:
-            self.draw(trainer, pl_module, epochs, final=False)
+            self.draw(trainer, pl_module, f"figures/{{name}}_epoch{epochs:03d}.png", f"epoch {epochs}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # on_train_end, not on_fit_end: the TensorBoard writer is still open here.
-        if trainer.is_global_zero:
-            self.draw(trainer, pl_module, trainer.current_epoch, final=True)
+        if not trainer.is_global_zero:
+            return
+        if self._last is not None and self._last[0] == trainer.global_step:  # drawn after the last epoch already
+            for name, path in self._last[1].items():
+                shutil.copyfile(path, self.output_dir(trainer) / f"{name}.png")
+            return
+        self.draw(trainer, pl_module, "{name}.png", f"end of training, epoch {trainer.current_epoch}")
 
     def test_data(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor] | None:
         splits = getattr(trainer.datamodule, "splits", None) or {}
@@ -125,7 +132,16 @@ class LatentFigures(pl.Callback):
             return None
         return x[: self.max_points], y[: self.max_points]
 
-    def draw(self, trainer: pl.Trainer, model: pl.LightningModule, epochs: int, final: bool) -> None:
+    def draw(self, trainer: pl.Trainer, model: pl.LightningModule, file_pattern: str, when: str) -> None:
+        """Draw everything, save it as `file_pattern.format(name=...)` and log it to TensorBoard.
+        A picture that cannot be drawn (say, a diverged model's NaN latents) is a warning, not the
+        end of the training run."""
+        try:
+            self._draw(trainer, model, file_pattern, when)
+        except Exception as error:  # noqa: BLE001
+            rank_zero_warn(f"LatentFigures: no pictures at {when}: {type(error).__name__}: {error}")
+
+    def _draw(self, trainer: pl.Trainer, model: pl.LightningModule, file_pattern: str, when: str) -> None:
         data = self.test_data(trainer)
         if data is None:
             return
@@ -135,34 +151,33 @@ class LatentFigures(pl.Callback):
         model.eval()
         devices = [model.device.index or 0] if model.device.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=devices):
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(0)
                 mu = model.encode(x).mean
                 view = latent_view(model, mu, y, self.grid_side)
-                grids = image_grids(model, x, image_shape) if image_shape else {}
+                pictures = image_grids(model, x, image_shape) if image_shape else {}
         finally:
             model.train(was_training)
-
-        pictures = dict(grids)
         if view is not None:
-            title = f"{type(model.prior).__name__}, {'end of training, ' if final else ''}epoch {epochs}"
-            pictures["latent"] = F.render(F.latent_figure(view, title=title))
+            pictures["latent"] = F.render(F.latent_figure(view, title=f"{type(model.prior).__name__}, {when}"))
+
+        files = {name: self.output_dir(trainer) / file_pattern.format(name=name) for name in pictures}
         for name, image in pictures.items():
-            F.save_png(image, self.output_dir(trainer) / (f"{name}.png" if final else f"figures/{name}_epoch{epochs:03d}.png"))
+            F.save_png(image, files[name])
+        step = trainer.global_step
+        self._last = step, files
 
         writer = next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-        step = trainer.global_step
-        if writer is None or step == self._logged_step:
-            return  # no TensorBoard, or this step's pictures are logged already
+        if writer is None:
+            return
         for name, image in pictures.items():
             tag = "latent/figure" if name == "latent" else f"images/{name}"
             writer.add_image(tag, image, step, dataformats="HWC" if image.ndim == 3 else "HW")
         if mu.shape[-1] > 2:  # the projector, for what the PCA plane cannot show
+            # Thumbnails at their own size: the sprite is re-encoded at every step, and the projector scales it.
             thumbnails = F.to_unit(data[0], *data_range(model, x), image_shape) if image_shape else None
             writer.add_embedding(mu.cpu(), metadata=data[1].tolist(), global_step=step, tag="latent/test",
                                  label_img=None if thumbnails is None else torch.from_numpy(thumbnails)[:, None])
-        writer.flush()
-        self._logged_step = step
 
     def output_dir(self, trainer: pl.Trainer) -> Path:
         return self.dirpath if self.dirpath is not None else Path(trainer.default_root_dir)
