@@ -124,3 +124,29 @@ def test_digits_split_and_whole_batch_loading():
     batches = list(datamodule.test_dataloader())
     assert sum(len(b[0]) for b in batches) == 447
     assert torch.equal(torch.cat([b[0] for b in batches]), datamodule.splits["test"][0])
+
+
+@pytest.mark.parametrize("prior", ["vamp", "gtm_vamp", "mog"])
+def test_validation_builds_the_prior_once_and_gives_the_per_batch_result(make_cfg, prior, monkeypatch):
+    """p(z) is frozen for a validation epoch (the parameters do not change in it): the same loss as
+    rebuilding it for every batch, one prior_dist() call instead of one per batch."""
+    cfg = make_cfg(f"prior={prior}", "trainer.limit_val_batches=4", "batch_size=32")
+    model, datamodule = vaelab.build(cfg), DigitsDataModule(batch_size=32, eval_batch_size=32)
+    calls = []
+    prior_dist = VAE.prior_dist
+    monkeypatch.setattr(VAE, "prior_dist", lambda self: calls.append(1) or prior_dist(self))
+
+    def validate() -> float:
+        trainer = pl.Trainer(accelerator="cpu", limit_val_batches=4, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False)  # fmt: skip
+        torch.manual_seed(0)
+        (result,) = trainer.validate(model, datamodule=datamodule, verbose=False)
+        return result["val/loss"]
+
+    frozen = validate()
+    assert len(calls) == 1 and model.frozen_prior is None  # built once, dropped at the epoch's end
+    calls.clear()
+    monkeypatch.setattr(VAE, "_freeze_prior", lambda self: None)  # every batch rebuilds p(z)
+    rebuilt = validate()
+    assert len(calls) == 4
+    assert frozen == pytest.approx(rebuilt, rel=1e-6)

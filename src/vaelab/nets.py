@@ -62,7 +62,9 @@ class MLPEncoder(nn.Module):
         self.net = mlp(input_dim, hidden, num_layers, 2 * latent_dim, activation)
 
     def gaussian_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.net(x / self.input_scale).chunk(2, dim=-1)
+        if self.input_scale != 1.0:  # binarized MNIST is already in [0, 1]: no pass over the batch
+            x = x / self.input_scale
+        mu, logvar = self.net(x).chunk(2, dim=-1)
         if self.logvar_min is not None or self.logvar_max is not None:
             # Hard bounds keep the posterior variance in a sane range (the paper uses [-6, 2]).
             logvar = torch.clamp(logvar, self.logvar_min, self.logvar_max)
