@@ -4,7 +4,12 @@
    standard prior: the mixture priors (K = 500) must not make training slow;
 2. the same for the VampPrior with torch's broadcasting `MixtureSameFamily.log_prob` instead of
    vaelab's matrix-product one (what the fast log-density saves);
-3. vaelab's training step through a Lightning `Trainer` against a plain PyTorch loop over the same
+3. the floor under the VampPrior's cost: the standard step plus, timed alone, the encoder's forward
+   and backward pass over the K pseudo-inputs that every VampPrior step needs (exact gradients
+   for the encoder and the pseudo-inputs cannot skip it; with K = 500 and batch 100 it is about
+   3.5 times the multiply-adds of a whole standard step). vamp / floor near 1 means the mixture
+   itself (log-density, logsumexp, weights) costs next to nothing;
+4. vaelab's training step through a Lightning `Trainer` against a plain PyTorch loop over the same
    networks, optimizer and batches (Lightning's overhead).
 
 Each number is the best of `--repeats` timings of `--steps` steps after `--warmup` untimed ones.
@@ -13,6 +18,7 @@ bits of the same shape, and says which.
 
     python scripts/bench.py                     # all of it, ~2 minutes on 2 CPU cores
     python scripts/bench.py --threads 1 --steps 20 --priors standard vamp
+    python scripts/bench.py --priors standard vamp optimizer.fused=false   # Hydra overrides last
 
 Use no more threads than free cores: when other jobs hold a core, torch's threads wait on each
 other and a step can take several times longer (on a shared machine, `--threads 1`).
@@ -42,9 +48,12 @@ PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
 STEPS_PER_EPOCH = 500  # 50000 training images, batch 100
 
 
+OVERRIDES: list[str] = []  # extra Hydra overrides from the command line, for every model
+
+
 def paper_config(prior: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=["experiment=vampprior_paper", f"prior={prior}", "run_dir=unused"])
+        return compose("train", overrides=["experiment=vampprior_paper", f"prior={prior}", "run_dir=unused", *OVERRIDES])
 
 
 def training_images(root: str, num: int) -> tuple[torch.Tensor, str]:
@@ -103,9 +112,27 @@ def time_step(prior: str, loader, warmup: int, loop=plain_loop) -> float:
     return loop(vaelab.build(paper_config(prior)), loader, warmup)
 
 
+def pseudo_input_pass(loader, warmup: int) -> float:
+    """Seconds per step of the VampPrior's own work alone: the encoder's forward and backward pass
+    over the pseudo-inputs (gradients for the encoder and the pseudo-inputs), nothing else."""
+    pl.seed_everything(0, verbose=False)
+    model = vaelab.build(paper_config("vamp"))
+    weights = torch.randn(model.prior.u.shape[0], 2 * model.hparams.encoder["latent_dim"])
+    start = None
+    for index in range(len(loader)):
+        if index == warmup:
+            start = time.perf_counter()
+        model.zero_grad()
+        mu, logvar = model.encoder.gaussian_params(model.prior.pseudo_inputs())
+        (torch.cat([mu, logvar], dim=-1) * weights).sum().backward()
+    return (time.perf_counter() - start) / (len(loader) - warmup)
+
+
 def time_prior(name: str, loader, warmup: int) -> float:
     """`time_step` for a row of the table: a prior, or the VampPrior with torch's broadcasting
     log-density, an (N, K, latent_dim) tensor, in place of vaelab's matrix products."""
+    if name == "pseudo-input pass":
+        return pseudo_input_pass(loader, warmup)
     if name != "vamp, naive log_prob":
         return time_step(name, loader, warmup)
     fast, DiagonalGaussianMixture.log_prob = DiagonalGaussianMixture.log_prob, MixtureSameFamily.log_prob
@@ -123,7 +150,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (all cores)")
     parser.add_argument("--priors", nargs="+", default=PRIORS, choices=PRIORS)
     parser.add_argument("--root", default=None, help="binarized MNIST folder (the dataset config's root)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. encoder.hidden=500")
     args = parser.parse_args()
+    OVERRIDES.extend(args.overrides)
 
     torch.set_num_threads(args.threads)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)  # no banners between the rows
@@ -134,19 +163,27 @@ def main() -> None:
     loader = batch_loader(x, torch.zeros(len(x), dtype=torch.long), cfg.batch_size, shuffle=False)
     print(f"vaelab bench: experiment=vampprior_paper (latent_dim {cfg.latent_dim}, gated MLPs of "
           f"{cfg.encoder.hidden}, batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)")  # fmt: skip
+    if args.overrides:
+        print(f"  overrides: {' '.join(args.overrides)}")
     print(f"  data: {source}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"best of {args.repeats} x {args.steps} steps after {args.warmup} warm-up steps\n")  # fmt: skip
 
-    rows = list(args.priors) + (["vamp, naive log_prob"] if "vamp" in args.priors else [])
+    rows = list(args.priors) + (["vamp, naive log_prob", "pseudo-input pass"] if "vamp" in args.priors else [])
     times: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(args.repeats):  # round-robin, so drifting machine load hits every prior alike
         for name in rows:
             times[name].append(time_prior(name, loader, args.warmup))
     seconds = {name: min(values) for name, values in times.items()}
     print(f"  {'prior':<22} {'s/step':>8} {'s/epoch':>9} {'x standard':>11}")
-    for name in rows:
+    for name in [row for row in rows if row != "pseudo-input pass"]:
         ratio = f"{seconds[name] / seconds['standard']:10.2f}x" if "standard" in seconds else ""
         print(f"  {name:<22} {seconds[name]:8.4f} {seconds[name] * STEPS_PER_EPOCH:9.1f} {ratio:>11}", flush=True)
+
+    if "vamp" in seconds and "standard" in seconds:
+        floor = seconds["standard"] + seconds["pseudo-input pass"]
+        print(f"\n  floor for vamp: standard step + pseudo-input pass alone ({seconds['pseudo-input pass']:.4f} s) "
+              f"= {floor:.4f} s/step, {floor / seconds['standard']:.2f}x standard; vamp / floor = "
+              f"{seconds['vamp'] / floor:.2f}")  # fmt: skip
 
     print("\n  Lightning's overhead: VAE.training_step in a Trainer vs a plain PyTorch loop (same batches)")
     for prior in [p for p in ("standard", "vamp") if p in args.priors]:
