@@ -115,6 +115,7 @@ def latent_figure(view: LatentView, title: str = "", dpi: int = 100) -> Figure:
                frameon=False)  # fmt: skip
     ax.set(xlim=(view.xs[0], view.xs[-1]), ylim=(view.ys[0], view.ys[-1]), xlabel=view.axis_labels[0],
            ylabel=view.axis_labels[1], title=title)  # fmt: skip
+    ax.locator_params(nbins=6)  # fewer tick labels, less text to lay out
     return fig
 
 
