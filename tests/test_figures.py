@@ -178,3 +178,15 @@ def test_tile_places_image_i_at_row_i_div_ncols():
     assert grid.shape == (3 * 3 + 1, 3 * 4 + 1)
     assert grid[1 + 2 * 3, 1 + 0 * 4] == pytest.approx(0.6)  # image 6: row 2, column 0
     assert F.upscale(images, min_tile=8, tile_side=2).shape == (7, 8, 12)
+
+
+@pytest.mark.parametrize("labels, entries, title", [
+    (np.full(50, -1), ["test\nE[z|x]"], None),  # no labels (binarized MNIST): one colour, no "-1"
+    (np.arange(50) % 3, ["0", "1", "2"], "label"),
+])  # fmt: skip
+def test_the_legend_lists_the_classes_or_one_entry_for_unlabelled_data(labels, entries, title):
+    xs = ys = np.linspace(-3, 3, 20)
+    view = F.LatentView(np.random.default_rng(0).normal(size=(50, 2)), labels, xs, ys, np.ones((20, 20)), None)
+    (legend,) = F.latent_figure(view).legends
+    assert [text.get_text() for text in legend.get_texts()] == entries + [view.density_label]
+    assert (legend.get_title().get_text() or None) == title

@@ -101,17 +101,21 @@ def latent_figure(view: LatentView, title: str = "", dpi: int = 100) -> Figure:
     fig = Figure(figsize=(7.0, 5.0), dpi=dpi)
     ax = fig.add_axes((0.1, 0.1, 0.68, 0.83))
     ax.contourf(view.xs, view.ys, view.density, levels=16, cmap="Greys")
-    palette = 10 if view.labels.max(initial=0) < 10 else 20  # qualitative colours, one per class
-    points = ax.scatter(*view.points.T, c=view.labels, cmap=f"tab{palette}", vmin=-0.5, vmax=palette - 0.5,
-                        s=9, alpha=0.85, linewidths=0)  # fmt: skip
-    handles, _ = points.legend_elements(num=None)
-    names = [str(int(label)) for label in np.unique(view.labels)]
+    if (view.labels < 0).all():  # a dataset without labels (binarized MNIST: y = -1): one colour
+        points = ax.scatter(*view.points.T, c="tab:blue", s=9, alpha=0.6, linewidths=0)
+        handles, names, legend_title = [points], ["test\nE[z|x]"], None
+    else:
+        palette = 10 if view.labels.max(initial=0) < 10 else 20  # qualitative colours, one per class
+        points = ax.scatter(*view.points.T, c=view.labels, cmap=f"tab{palette}", vmin=-0.5, vmax=palette - 0.5,
+                            s=9, alpha=0.85, linewidths=0)  # fmt: skip
+        handles, _ = points.legend_elements(num=None)
+        names, legend_title = [str(int(label)) for label in np.unique(view.labels)], "label"
     if view.means is not None:
         handles.append(ax.scatter(*view.means.T, marker="X", s=55, c="red", edgecolors="white", linewidths=0.8))
         names.append("component\nmeans")
     handles.append(Patch(facecolor="0.35", edgecolor="0.75"))
     names.append(view.density_label)
-    fig.legend(handles, names, title="label", loc="upper left", bbox_to_anchor=(0.79, 0.95), fontsize="small",
+    fig.legend(handles, names, title=legend_title, loc="upper left", bbox_to_anchor=(0.79, 0.95), fontsize="small",
                frameon=False)  # fmt: skip
     ax.set(xlim=(view.xs[0], view.xs[-1]), ylim=(view.ys[0], view.ys[-1]), xlabel=view.axis_labels[0],
            ylabel=view.axis_labels[1], title=title)  # fmt: skip
