@@ -71,8 +71,8 @@ def test_unknown_prior_lists_the_available_ones(tmp_path):
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(make_cfg, tmp_path, monkeypatch):
     finite_terms = VAE.elbo_terms
 
-    def poisoned_from_epoch_two(self, x):
-        rec, kl = finite_terms(self, x)
+    def poisoned_from_epoch_two(self, x, prior=None):
+        rec, kl = finite_terms(self, x, prior)
         return (rec * float("nan"), kl) if self.current_epoch >= 2 else (rec, kl)
 
     monkeypatch.setattr(VAE, "elbo_terms", poisoned_from_epoch_two)
