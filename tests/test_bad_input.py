@@ -35,6 +35,8 @@ BAD = [
     ("kl_warmup_epochs=-1", "kl_warmup_epochs=-1", "integer >= 0"),
     ("eval.num_samples=0", "eval.num_samples=0", "positive integer"),
     ("eval.chunk_size=-5", "eval.chunk_size=-5", "positive integer"),
+    ("trainer.max_time=90min", "trainer.max_time='90min'", "DD:HH:MM:SS"),
+    ("trainer.max_time=00:01:75:00", "trainer.max_time='00:01:75:00'", "DD:HH:MM:SS"),
 ]
 
 

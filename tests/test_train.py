@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -150,3 +151,10 @@ def test_validation_builds_the_prior_once_and_gives_the_per_batch_result(make_cf
     rebuilt = validate()
     assert len(calls) == 4
     assert frozen == pytest.approx(rebuilt, rel=1e-6)
+
+
+def test_max_time_ends_training_and_the_run_is_still_tested(make_cfg):
+    """trainer.max_time is a wall-clock budget: training stops when it is spent (here at once,
+    after the first step), the best checkpoint is tested and metrics.json is written."""
+    metrics = vaelab.run(make_cfg("trainer.max_time=00:00:00:00", "trainer.max_epochs=50", *QUICK))
+    assert metrics["epochs"] <= 1 and math.isfinite(metrics["test/nll"])

@@ -5,6 +5,7 @@ Every error names the key, the value found and what is allowed.
 
 from __future__ import annotations
 
+import re
 from numbers import Integral, Real
 
 from omegaconf import DictConfig, OmegaConf
@@ -46,6 +47,12 @@ CHOICES = {
 }
 
 
+def _duration(value) -> bool:
+    """Lightning's max_time as a string: "DD:HH:MM:SS" with hours < 24, minutes and seconds < 60."""
+    match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", value) if isinstance(value, str) else None
+    return bool(match) and int(match[2]) < 24 and int(match[3]) < 60 and int(match[4]) < 60
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first bad value; keys a config does not have are skipped."""
 
@@ -65,6 +72,9 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value(key)!r} is not allowed: choose one of {', '.join(allowed)}")
     if value("decoder.likelihood") == "categorical" and not (_positive_int(value("decoder.num_levels")) and value("decoder.num_levels") >= 2):
         raise ConfigError(f"decoder.num_levels={value('decoder.num_levels')!r} is not allowed: must be an integer >= 2")
+    if value("trainer.max_time") is not None and not _duration(value("trainer.max_time")):
+        raise ConfigError(f"trainer.max_time={value('trainer.max_time')!r} is not allowed: must be null or "
+                          "\"DD:HH:MM:SS\", e.g. 00:01:30:00 for an hour and a half")  # fmt: skip
     target = value("prior._target_") or ""
     if target.endswith("FlowPrior") and value("latent_dim") < 2:
         raise ConfigError(f"latent_dim={value('latent_dim')} is not allowed with prior=flow: coupling layers need latent_dim >= 2")

@@ -92,9 +92,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     log_evaluation(logger, cfg, metrics, step=trainer.current_epoch)
     print(format_table(metrics))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    best_val = "none (no validation ran)" if metrics["best_val_loss"] is None else f"{metrics['best_val_loss']:.3f}"
     print(
         f"vaelab: prior={cfg.prior._target_.rsplit('.', 1)[-1]} latent_dim={cfg.latent_dim} "
-        f"epochs={metrics['epochs']} best val/loss={metrics['best_val_loss']:.3f} "
+        f"epochs={metrics['epochs']} best val/loss={best_val} "
         f"test/loss={metrics.get('test/loss', float('nan')):.3f} ({train_seconds:.1f}s) → {run_dir}"
     )
     return metrics
