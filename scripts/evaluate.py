@@ -3,11 +3,13 @@
     python scripts/evaluate.py outputs/runs/<run>                         # the run's best checkpoint
     python scripts/evaluate.py outputs/runs/<run> eval.num_samples=5000   # overrides, Hydra style
     python scripts/evaluate.py outputs/runs/<run>/checkpoints/last.ckpt   # any checkpoint of a run
+    python scripts/evaluate.py <run>/checkpoints/best-042.ckpt --json nll.json  # results to a file too
 
 The config is the run's `config.yaml` with the overrides merged in. With the same settings and
 seed the numbers in `metrics.json` are reproduced. For the run's best checkpoint (a run directory,
 or the checkpoint `metrics.json` names) the results go to `metrics.json` and TensorBoard;
-for any other checkpoint they are only printed.
+for any other checkpoint they are only printed. `--json FILE` writes the results (and the
+checkpoint's path) to FILE as well, for any checkpoint: e.g. a run stopped before its own test.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="a run directory or a .ckpt file inside one")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. eval.num_samples=5000")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     try:
         run_dir, ckpt = locate(args.path)
@@ -84,6 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = evaluate_test_set(model, instantiate(cfg.dataset.datamodule), cfg)
     print(f"{ckpt}:")
     print(format_table(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"checkpoint": str(ckpt), **results}, indent=2) + "\n")
+        print(f"wrote {args.json}")
     if is_best:
         metrics_path = run_dir / "metrics.json"
         metrics = {**json.loads(metrics_path.read_text()), **results}

@@ -240,6 +240,13 @@ def test_script_reproduces_metrics_json_and_takes_overrides(trained_run, tmp_pat
     changed = json.loads((run_dir / "metrics.json").read_text())
     assert changed["eval"]["num_samples"] == 10 and changed["test/nll"] > before["test/nll"]
 
+    # Any checkpoint, results to a file of one's choosing; metrics.json is left alone.
+    last, out = run_dir / "checkpoints" / "last.ckpt", tmp_path / "last.json"
+    subprocess.run([*evaluate[:2], str(last), "eval.num_samples=10", "--json", str(out)], check=True, capture_output=True)
+    written = json.loads(out.read_text())
+    assert written["checkpoint"] == str(last) and written["eval"]["num_samples"] == 10
+    assert math.isfinite(written["test/nll"]) and json.loads((run_dir / "metrics.json").read_text()) == changed
+
 
 @pytest.mark.parametrize(
     "path, message",
