@@ -158,3 +158,13 @@ def test_max_time_ends_training_and_the_run_is_still_tested(make_cfg):
     after the first step), the best checkpoint is tested and metrics.json is written."""
     metrics = vaelab.run(make_cfg("trainer.max_time=00:00:00:00", "trainer.max_epochs=50", *QUICK))
     assert metrics["epochs"] <= 1 and math.isfinite(metrics["test/nll"])
+
+
+def test_last_ckpt_is_the_last_epoch_and_best_is_the_lowest_validation_loss(make_cfg, tmp_path, monkeypatch):
+    # A validation loss that rises every epoch: the best checkpoint is epoch 0, the last one epoch 2.
+    monkeypatch.setattr(VAE, "validation_step", lambda self, batch, idx: self.log("val/loss", float(self.current_epoch)))
+    vaelab.run(make_cfg("trainer.max_epochs=3", "early_stopping.patience=10", *QUICK))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best-000.ckpt", "last.ckpt"]
+    assert torch.load(checkpoints / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["best_checkpoint"] == "checkpoints/best-000.ckpt"

@@ -60,14 +60,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
         dirpath=run_dir / "checkpoints",
         filename="best-{epoch:03d}",
         monitor=cfg.early_stopping.monitor,
-        save_last=True,
         auto_insert_metric_name=False,
     )
+    # The latest epoch, overwritten every epoch (Lightning's save_last only follows the best's saves).
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, enable_version_counter=False)
     early_stopping = WarmupEarlyStopping(
         monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, warmup_epochs=cfg.kl_warmup_epochs
     )
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    callbacks = [checkpoint, early_stopping]
+    callbacks = [checkpoint, latest, early_stopping]
     if cfg.figures.enabled:
         callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
