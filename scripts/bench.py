@@ -18,7 +18,7 @@ bits of the same shape, and says which.
 
     python scripts/bench.py                     # all of it, ~2 minutes on 2 CPU cores
     python scripts/bench.py --threads 1 --steps 20 --priors standard vamp
-    python scripts/bench.py --priors standard vamp optimizer.fused=false   # Hydra overrides last
+    python scripts/bench.py optimizer.fused=false --priors standard vamp   # Hydra overrides first
 
 Use no more threads than free cores: when other jobs hold a core, torch's threads wait on each
 other and a step can take several times longer (on a shared machine, `--threads 1`).
