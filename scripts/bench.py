@@ -117,7 +117,7 @@ def pseudo_input_pass(loader, warmup: int) -> float:
     over the pseudo-inputs (gradients for the encoder and the pseudo-inputs), nothing else."""
     pl.seed_everything(0, verbose=False)
     model = vaelab.build(paper_config("vamp"))
-    weights = torch.randn(model.prior.u.shape[0], 2 * model.hparams.encoder["latent_dim"])
+    weights = torch.randn(model.prior.u.shape[0], 2 * model.encoder.latent_dim)
     start = None
     for index in range(len(loader)):
         if index == warmup:

@@ -36,7 +36,7 @@ class VAE(pl.LightningModule):
         self.encoder = instantiate(encoder)
         self.decoder = instantiate(decoder)
         self.prior = instantiate(prior)
-        self.last_finite: dict[str, float] = {}
+        self.last_finite: dict[str, Any] = {}  # epoch, step and metrics of the last finite step
         self.train_sums: torch.Tensor | None = None
         self.frozen_prior: Distribution | None = None  # p(z) for a validation or test epoch
 
@@ -97,12 +97,18 @@ class VAE(pl.LightningModule):
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"training loss is {value} at epoch {self.current_epoch}, global step {self.global_step} "
-                f"(batch {batch_idx}); last finite metrics: {self.last_finite or 'none (the first step failed)'}. "
+                f"(batch {batch_idx}); last finite metrics: {self.last_finite_metrics()}. "
                 "Checkpoints saved before this step are kept; try a smaller optimizer.lr."
             )
-        self.last_finite = {"epoch": self.current_epoch, "step": self.global_step}
-        self.last_finite.update({key: round(float(v.detach()) if torch.is_tensor(v) else v, 4) for key, v in metrics.items()})
+        # Kept as tensors: turned into numbers only for the error message, not at every step.
+        self.last_finite = {"epoch": self.current_epoch, "step": self.global_step, **metrics}
         return loss
+
+    def last_finite_metrics(self) -> dict[str, float] | str:
+        """The epoch, step and metrics of the last training step with a finite loss, rounded."""
+        if not self.last_finite:
+            return "none (the first step failed)"
+        return {key: round(float(v.detach()) if torch.is_tensor(v) else v, 4) for key, v in self.last_finite.items()}
 
     def on_train_epoch_start(self) -> None:
         self.train_sums = None  # (loss, rec, kl) summed over the epoch's examples, and their number
