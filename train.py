@@ -1,4 +1,5 @@
-"""Train one VAE: `python train.py prior=vamp latent_dim=2`; sweep: `python train.py -m prior=...`.
+"""Train one VAE: `python train.py prior=vamp latent_dim=2`; sweep: `python train.py -m prior=...`;
+continue an interrupted run: `python train.py resume=<run directory>`.
 
 Everything lives in the installed package; this file only hands Hydra's config to it.
 """
@@ -8,22 +9,31 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import vaelab
-from vaelab import sweep
-from vaelab.config import ConfigError
-from vaelab.model import NonFiniteLossError
+from vaelab.resume import ResumeError, resume_argv
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    import vaelab
+    from vaelab import sweep
+    from vaelab.config import ConfigError
+    from vaelab.interrupt import TrainingInterrupted
+    from vaelab.model import NonFiniteLossError
+
     if sweep.in_multirun():  # a failed job is recorded in its directory; the other jobs go on
         return sweep.run_job(cfg)
     try:
         metrics = vaelab.run(cfg)
-    except (ConfigError, NonFiniteLossError) as error:
+    except (ConfigError, NonFiniteLossError, ResumeError) as error:
         sys.exit(f"error: {error}")
+    except TrainingInterrupted as error:
+        sys.exit(error.exit_status)
     return metrics.get("test/loss", float("nan"))
 
 
 if __name__ == "__main__":
+    try:
+        sys.argv[1:] = resume_argv(sys.argv[1:])
+    except ResumeError as error:
+        sys.exit(f"error: {error}")
     main()

@@ -14,6 +14,7 @@ per prior; one that also sweeps e.g. latent_dim gives one row per (prior, latent
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import statistics
@@ -23,7 +24,10 @@ from typing import Any
 
 import yaml
 
-COMPLETED, FAILED, MISSING = "completed", "failed", "no result"
+from vaelab.files import atomic_write, atomic_write_text
+from vaelab.resume import INTERRUPTED_FILE
+
+COMPLETED, FAILED, INTERRUPTED, MISSING = "completed", "failed", "interrupted", "no result"
 
 # (metrics.json key, column header, "min" or "max" is best, decimals). Columns no job has are left out.
 COLUMNS = [
@@ -90,9 +94,14 @@ class Report:
     def failed(self) -> list[Job]:
         return [job for job in self.jobs if job.status != COMPLETED]
 
+    @property
+    def interrupted(self) -> list[Job]:
+        return [job for job in self.jobs if job.status == INTERRUPTED]
+
     def summary(self) -> str:
         done = len(self.jobs) - len(self.failed)
-        counts = f"{len(self.jobs)} jobs ({done} completed, {len(self.failed)} failed)"
+        stopped = f", {len(self.interrupted)} of them interrupted" if self.interrupted else ""
+        counts = f"{len(self.jobs)} jobs ({done} completed, {len(self.failed)} not completed{stopped})"
         return f"vaelab compare: {counts} → {self.markdown}\n" + markdown_table(self.rows, self.columns)
 
 
@@ -124,10 +133,15 @@ def read_job(job_dir: Path) -> Job | None:
     job = Job(job_dir, num, prior, config.get("seed"), overrides, MISSING, choices.get("dataset"), config=config)
     metrics = _load(job_dir / "metrics.json", json.loads)
     failure = _load(job_dir / "failed.json", json.loads)
+    interrupted = _load(job_dir / INTERRUPTED_FILE, json.loads)
     if failure is not None:
         job.status, job.error = FAILED, f"{failure.get('error', 'Error')}: {failure.get('message', '')}"
     elif metrics is not None:
         job.status, job.metrics = COMPLETED, metrics
+    elif interrupted is not None:
+        job.status = INTERRUPTED
+        job.error = (f"stopped by {interrupted.get('signal')} at epoch {interrupted.get('epoch')}, step "
+                     f"{interrupted.get('step')}; run the sweep command again to resume it")  # fmt: skip
     else:
         job.error = "no metrics.json or failed.json: the job did not finish (killed, crashed, or still running)"
     return job
@@ -236,12 +250,12 @@ def write_markdown(report: Report) -> None:
         lines += ["Latent space of each row's first completed job: p(z) and the encoded test data.", "",
                   f"![latent spaces]({report.latent_grid.name})", ""]  # fmt: skip
     if report.failed:
-        lines += ["## Failed jobs", "", "| job | overrides | error |", "|---|---|---|"]
+        lines += ["## Jobs that did not complete", "", "| job | overrides | status |", "|---|---|---|"]
         for job in report.failed:
             overrides = " ".join(job.overrides.values()) or "–"
             lines.append(f"| {job.dir.name} | `{_escape(overrides, 200)}` | {job.status}: {_escape(job.error or '')} |")
         lines.append("")
-    report.markdown.write_text("\n".join(lines))
+    atomic_write_text(report.markdown, "\n".join(lines))
 
 
 def write_csv(report: Report) -> None:
@@ -249,15 +263,16 @@ def write_csv(report: Report) -> None:
     header = ["prior", "settings", "completed", "failed"]
     for key, *_ in report.columns:
         header += [f"{key}_mean", f"{key}_std", f"{key}_best"]
-    with report.csv.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for i, row in enumerate(report.rows):
-            values = [row.prior, row.settings, len(row.completed), len(row.jobs) - len(row.completed)]
-            for key, *_ in report.columns:
-                mean, std = row.stats.get(key, (None, None))
-                values += ["" if mean is None else mean, "" if std is None else std, int(i in best[key])]
-            writer.writerow(values)
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    for i, row in enumerate(report.rows):
+        values = [row.prior, row.settings, len(row.completed), len(row.jobs) - len(row.completed)]
+        for key, *_ in report.columns:
+            mean, std = row.stats.get(key, (None, None))
+            values += ["" if mean is None else mean, "" if std is None else std, int(i in best[key])]
+        writer.writerow(values)
+    atomic_write_text(report.csv, handle.getvalue())
 
 
 def write_latent_grid(rows: list[Row], path: Path, ncols: int = 3) -> Path | None:
@@ -285,7 +300,7 @@ def write_latent_grid(rows: list[Row], path: Path, ncols: int = 3) -> Path | Non
         ax.imshow(image)
         ax.set_title(title, fontsize=13)
         ax.set_axis_off()
-    fig.savefig(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     return path
 
 

@@ -25,15 +25,21 @@ class BatchIndices:
     process of a data-parallel run draws the same order. Each of `world_size` processes takes its
     own contiguous slice of every batch: together they see exactly the batches of one process, and
     DDP's averaged gradient is the single-process one. With world_size > 1, a last batch smaller
-    than world_size is dropped (every process must take the same number of steps)."""
+    than world_size is dropped (every process must take the same number of steps).
+
+    Resumable: `state_dict()` says how many batches of which epoch the training loop has consumed,
+    and after `load_state_dict()` the pass over that epoch starts with the next batch, so a run
+    stopped mid-epoch continues with exactly the batches it would have seen."""
 
     def __init__(self, num_examples: int, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0,
                  world_size: int = 1):  # fmt: skip
         self.num_examples, self.batch_size, self.shuffle, self.seed = num_examples, batch_size, shuffle, seed
         self.rank, self.world_size, self.epoch = rank, world_size, 0
+        self.fetched = 0  # batches handed out in this pass
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches to skip) after load_state_dict
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self.fetched = epoch, 0
 
     def __iter__(self):
         if self.shuffle:
@@ -41,20 +47,44 @@ class BatchIndices:
             order = torch.randperm(self.num_examples, generator=generator)
         else:
             order = torch.arange(self.num_examples)
-        for batch in order.split(self.batch_size):
+        skip = self._resume_at[1] if self._resume_at and self._resume_at[0] == self.epoch else 0
+        self._resume_at, self.fetched = None, skip
+        for batch in order.split(self.batch_size)[skip:]:
             if len(batch) >= self.world_size:
+                self.fetched += 1
                 yield batch.tensor_split(self.world_size)[self.rank].tolist()
 
     def __len__(self) -> int:
         full, rest = divmod(self.num_examples, self.batch_size)
         return full + int(rest > 0 and rest >= self.world_size)
 
+    def state_dict(self) -> dict[str, int]:
+        # Every batch handed out has been consumed: Lightning fetches ahead only from loaders
+        # without a length, and this one has one.
+        return {"epoch": self.epoch, "consumed": self.fetched}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (int(state["epoch"]), int(state["consumed"]))
+
+
+class BatchLoader(DataLoader):
+    """A DataLoader whose position is saved in checkpoints (Lightning saves and restores the state
+    of training loaders that have `state_dict`). It has a generator of its own, so making its
+    iterator draws nothing from torch's global random stream: the draws z ~ q(z|x) of a resumed
+    run are then those of the uninterrupted run."""
+
+    def state_dict(self) -> dict[str, int]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.load_state_dict(state)
+
 
 def batch_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
                  world_size: int = 1) -> DataLoader:  # fmt: skip
     """A DataLoader that yields (x[idx], y[idx]) for whole batches of indices at a time."""
     indices = BatchIndices(len(x), batch_size, shuffle, seed, rank, world_size)
-    return DataLoader(TensorDataset(x, y), sampler=indices, batch_size=None)
+    return BatchLoader(TensorDataset(x, y), sampler=indices, batch_size=None, generator=torch.Generator())
 
 
 class InMemoryDataModule(pl.LightningDataModule):

@@ -38,6 +38,7 @@ class VAE(pl.LightningModule):
         self.prior = instantiate(prior)
         self.last_finite: dict[str, Any] = {}  # epoch, step and metrics of the last finite step
         self.train_sums: torch.Tensor | None = None
+        self.restored_sums: tuple[int, torch.Tensor | None] | None = None  # from a checkpoint, see on_train_epoch_start
         self.frozen_prior: Distribution | None = None  # p(z) for a validation or test epoch
 
     # -- the public API: three Distributions with one log_prob per example ---------------
@@ -111,7 +112,19 @@ class VAE(pl.LightningModule):
         return {key: round(float(v.detach()) if torch.is_tensor(v) else v, 4) for key, v in self.last_finite.items()}
 
     def on_train_epoch_start(self) -> None:
-        self.train_sums = None  # (loss, rec, kl) summed over the epoch's examples, and their number
+        # (loss, rec, kl) summed over the epoch's examples, and their number; a run resumed in the
+        # middle of an epoch starts from the sums saved with its checkpoint.
+        restored, self.restored_sums = self.restored_sums, None
+        self.train_sums = restored[1] if restored is not None and restored[0] == self.current_epoch else None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["train_sums"] = (self.current_epoch, self.train_sums)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning does not call on_train_epoch_start again when it resumes mid-epoch.
+        self.restored_sums = checkpoint.get("train_sums")
+        if self.restored_sums is not None:
+            self.train_sums = self.restored_sums[1]
 
     def on_train_epoch_end(self) -> None:
         if self.train_sums is None:

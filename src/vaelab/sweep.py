@@ -29,6 +29,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vaelab.config import ConfigError
+from vaelab.files import atomic_write_json
+from vaelab.resume import INTERRUPTED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -62,34 +64,87 @@ def joblib_threads(launcher: DictConfig) -> int | None:
     return threads_per_job(launcher.get("n_jobs"), joblib.cpu_count())
 
 
+def previous_attempt(job_dir: Path) -> str | None:
+    """What an earlier run of the same sweep left in `job_dir`: "completed", "failed",
+    "interrupted" (stopped by a signal: `interrupted.json`), "killed" (started, never finished:
+    killed without a chance to save, e.g. SIGKILL or a node failure), or None (never started)."""
+    if (job_dir / FAILED_FILE).is_file():
+        return "failed"
+    if (job_dir / "metrics.json").is_file():
+        return "completed"
+    if (job_dir / INTERRUPTED_FILE).is_file():
+        return "interrupted"
+    return "killed" if (job_dir / JOB_FILE).is_file() else None
+
+
+def _set_aside(job_dir: Path) -> Path:
+    """Move what a failed or killed attempt wrote into `attempts/<n>/`, so the job starts afresh
+    and nothing is lost."""
+    keep = {".hydra", JOB_FILE, "attempts", "train.log"}
+    target = job_dir / "attempts" / str(len(list((job_dir / "attempts").glob("*"))) + 1)
+    target.mkdir(parents=True)
+    for path in job_dir.iterdir():
+        if path.name not in keep:
+            path.rename(target / path.name)
+    return target
+
+
 def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None = None) -> float:
     """One job of a sweep: `run(cfg)` (default `vaelab.run`) with any exception recorded in the
-    job's `failed.json` and logged rather than raised. Returns test/loss (NaN for a failed job)."""
+    job's `failed.json` and logged rather than raised. Returns test/loss (NaN for a failed job).
+
+    Running the same sweep again (same `hydra.sweep.dir`) skips the jobs that completed, resumes
+    the interrupted ones from their `last.ckpt` and runs the failed ones again (their files are
+    set aside in `attempts/<n>/`). A signal stops the job (`interrupted.json`) and the sweep, whose
+    process exits with 128 + the signal number."""
     import torch
 
     if run is None:
         from vaelab.train import run
     job_dir = Path(cfg.run_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
+    previous = previous_attempt(job_dir)
+    record = json.loads((job_dir / JOB_FILE).read_text()) if (job_dir / JOB_FILE).is_file() else {}
+    if previous == "completed":
+        log.info("job %s completed in an earlier run of this sweep: skipped", job_dir.name)
+        return float(json.loads((job_dir / "metrics.json").read_text()).get("test/loss", float("nan")))
+    last = job_dir / "checkpoints" / "last.ckpt"
+    if previous == "killed" and last.is_file():
+        cfg.resume = str(last)  # a hard kill left no interrupted.json; the latest checkpoint will do
+        mode = "resumed"
+    elif previous in ("failed", "killed"):
+        log.info("job %s %s in an earlier run of this sweep: its files are in %s; running it again",
+                 job_dir.name, previous, _set_aside(job_dir))  # fmt: skip
+        mode = "fresh"
+    else:
+        mode = "resumed" if previous == "interrupted" else "fresh"
     threads = joblib_threads(HydraConfig.get().launcher)
     if threads is not None:
         torch.set_num_threads(threads)
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "torch_threads": torch.get_num_threads(),
-              "started": time.time()}  # fmt: skip
+    started = time.time()
+    record.update(pid=os.getpid(), host=socket.gethostname(), torch_threads=torch.get_num_threads(), started=started,
+                  status="running", starts=record.get("starts", []) + [{"time": started, "mode": mode}])  # fmt: skip
+    atomic_write_json(job_dir / JOB_FILE, record)
+    from vaelab.interrupt import TrainingInterrupted
+
     try:
         if "ddp" in str(cfg.trainer.get("strategy", "")):
             strategy = cfg.trainer.strategy
             raise ConfigError(f"trainer.strategy={strategy} is not allowed in a multirun: sweep single-device jobs")
         metrics = run(cfg)
         status, result = "completed", float(metrics.get("test/loss", float("nan")))
+    except TrainingInterrupted as error:
+        record.update(finished=time.time(), status="interrupted")
+        atomic_write_json(job_dir / JOB_FILE, record)
+        sys.exit(error.exit_status)  # the sweep stops here; running it again resumes this job
     except Exception as error:  # noqa: BLE001 - any failure belongs to this job only
         status, result = "failed", float("nan")
         failure = {"error": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
-        (job_dir / FAILED_FILE).write_text(json.dumps(failure, indent=2) + "\n")
+        atomic_write_json(job_dir / FAILED_FILE, failure)
         log.error("job failed, the sweep goes on: %s: %s (details in %s)", type(error).__name__, error,
                   job_dir / FAILED_FILE)  # fmt: skip
     record.update(finished=time.time(), status=status)
-    (job_dir / JOB_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_json(job_dir / JOB_FILE, record)
     return result
 
 

@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
+import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -19,7 +22,11 @@ from pytorch_lightning.utilities import rank_zero_only
 from vaelab.callbacks import LatentFigures
 from vaelab.config import check_config
 from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
+from vaelab.files import atomic_write_json, atomic_write_text
+from vaelab.interrupt import (AtomicCheckpointIO, GracefulStop, RandomStreams, TrainingInterrupted,
+                              requeue, write_interrupted)  # fmt: skip
 from vaelab.model import VAE, WarmupEarlyStopping
+from vaelab.resume import INTERRUPTED_FILE, ResumeError, changed_keys
 
 
 def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> VAE:
@@ -44,12 +51,18 @@ def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> 
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Train, test the best checkpoint, and write the run directory. Returns the test metrics."""
+    """Train, test the best checkpoint, and write the run directory. Returns the test metrics.
+
+    With `cfg.resume` (a checkpoint; `python train.py resume=<run>` sets it), or when the run
+    directory holds an `interrupted.json`, training continues from that checkpoint with every
+    state restored. A signal during training raises `TrainingInterrupted` after `last.ckpt` and
+    `interrupted.json` are written (`vaelab.interrupt`)."""
     check_config(cfg)
     run_dir = Path(cfg.run_dir)
+    resume_from = resume_checkpoint(cfg, run_dir)  # checked before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:  # the other processes of a DDP run share this directory
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.dataset.datamodule)
@@ -61,20 +74,32 @@ def run(cfg: DictConfig) -> dict[str, float]:
         filename="best-{epoch:03d}",
         monitor=cfg.early_stopping.monitor,
         auto_insert_metric_name=False,
+        enable_version_counter=False,  # a resumed run rewrites the same files
     )
     # The latest epoch, overwritten every epoch (Lightning's save_last only follows the best's saves).
-    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, enable_version_counter=False)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    latest = ModelCheckpoint(dirpath=last.parent, filename=last.stem, monitor=None, enable_version_counter=False)
     early_stopping = WarmupEarlyStopping(
         monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, warmup_epochs=cfg.kl_warmup_epochs
     )
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    callbacks = [checkpoint, latest, early_stopping]
+    # Resuming: events after the checkpoint's step (logged before a hard kill) are hidden, not doubled.
+    purge = {"purge_step": resume_from[1] + 1} if resume_from else {}
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False, **purge)
+    callbacks = [checkpoint, latest, early_stopping, RandomStreams(), GracefulStop(last)]
     if cfg.figures.enabled:
         callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()])
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from[0] if resume_from else None)
+    except TrainingInterrupted as error:
+        if trainer.is_global_zero:
+            command = f"python train.py resume={run_dir.resolve()}"
+            write_interrupted(run_dir, error, command)
+            print(f"vaelab: {error}; saved {error.checkpoint}. Resume with: {command}", file=sys.stderr, flush=True)
+            requeue(error)
+        raise
     train_seconds = time.perf_counter() - start
     ckpt = checkpoint.best_model_path or None
     (results,) = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
@@ -92,7 +117,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     metrics.update(evaluate_test_set(model, datamodule, cfg))
     log_evaluation(logger, cfg, metrics, step=trainer.current_epoch)
     print(format_table(metrics))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    (run_dir / INTERRUPTED_FILE).unlink(missing_ok=True)  # the run is complete now
     best_val = "none (no validation ran)" if metrics["best_val_loss"] is None else f"{metrics['best_val_loss']:.3f}"
     print(
         f"vaelab: prior={cfg.prior._target_.rsplit('.', 1)[-1]} latent_dim={cfg.latent_dim} "
@@ -101,3 +127,30 @@ def run(cfg: DictConfig) -> dict[str, float]:
     )
     return metrics
 
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, int] | None:
+    """(checkpoint, its global step) to resume from, or None for a fresh run: `cfg.resume`, else
+    the checkpoint named by the run directory's `interrupted.json` (a run requeued by a scheduler,
+    a sweep run again). The checkpoint must load, and the config must be the one saved in the run
+    directory up to the keys a resume may change (`vaelab.resume.RESUMABLE_KEYS`)."""
+    target = cfg.get("resume")
+    marker = run_dir / INTERRUPTED_FILE
+    if not target and marker.is_file():
+        target = str(run_dir / json.loads(marker.read_text())["checkpoint"])
+    if not target:
+        return None
+    path = Path(target)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        step = int(state["global_step"])
+        state["state_dict"], state["loops"]  # noqa: B018 - a checkpoint that Lightning can resume from
+    except Exception as error:  # noqa: BLE001 - whatever a corrupt file raises, the message is one line
+        raise ResumeError(f"resume={path}: not a readable training checkpoint "
+                          f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'empty'})") from None
+    saved = run_dir / "config.yaml"
+    if saved.is_file():
+        changed = changed_keys(yaml.safe_load(saved.read_text()) or {}, OmegaConf.to_container(cfg, resolve=True))
+        if changed:
+            raise ResumeError(f"resume={path}: {', '.join(changed)} differ from the run's config.yaml; a resumed run "
+                              "keeps its config (start a new run to change them)")  # fmt: skip
+    return str(path), step

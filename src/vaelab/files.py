@@ -1,0 +1,30 @@
+"""Files written whole or not at all: a temporary file in the same directory, renamed over the old
+one when complete (`os.replace` is atomic on POSIX), so a kill at any moment leaves the previous
+version readable. Light on purpose (no torch): the sweep report uses it too."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)`, then rename tmp over `path`: readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_write_json(path: str | Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
