@@ -19,6 +19,7 @@ bits of the same shape, and says which.
     python scripts/bench.py                     # all of it, ~2 minutes on 2 CPU cores
     python scripts/bench.py --threads 1 --steps 20 --priors standard vamp
     python scripts/bench.py optimizer.fused=false --priors standard vamp   # Hydra overrides first
+    python scripts/bench.py --device cuda       # on a GPU
 
 Use no more threads than free cores: when other jobs hold a core, torch's threads wait on each
 other and a step can take several times longer (on a shared machine, `--threads 1`).
@@ -49,6 +50,14 @@ STEPS_PER_EPOCH = 500  # 50000 training images, batch 100
 
 
 OVERRIDES: list[str] = []  # extra Hydra overrides from the command line, for every model
+DEVICE = torch.device("cpu")  # --device
+
+
+def clock() -> float:
+    """Wall time once the device has finished what was queued (CUDA runs asynchronously)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def paper_config(prior: str):
@@ -68,18 +77,19 @@ def training_images(root: str, num: int) -> tuple[torch.Tensor, str]:
 
 def plain_loop(model: vaelab.VAE, loader, warmup: int) -> float:
     """Seconds per step of a hand-written loop: the same loss, backward and optimizer step."""
+    model.to(DEVICE)
     optimizer = model.configure_optimizers()
     model.train()
     start = None
     for index, (x, _) in enumerate(loader):
         if index == warmup:
-            start = time.perf_counter()
-        rec, kl = model.elbo_terms(x)
+            start = clock()
+        rec, kl = model.elbo_terms(x.to(DEVICE, non_blocking=True))
         loss = -(rec - model.kl_weight() * kl).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return (time.perf_counter() - start) / (len(loader) - warmup)
+    return (clock() - start) / (len(loader) - warmup)
 
 
 class StepTimer(pl.Callback):
@@ -90,16 +100,16 @@ class StepTimer(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == self.warmup:
-            self.start = time.perf_counter()
+            self.start = clock()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.end, self.count = time.perf_counter(), batch_idx + 1 - self.warmup
+        self.end, self.count = clock(), batch_idx + 1 - self.warmup
 
 
 def lightning_loop(model: vaelab.VAE, loader, warmup: int) -> float:
     """Seconds per step of `VAE.training_step` driven by a Trainer (no validation, no logger)."""
     timer = StepTimer(warmup)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_val_batches=0, logger=False,
+    trainer = pl.Trainer(accelerator="gpu" if DEVICE.type == "cuda" else "cpu", devices=1, max_epochs=1, limit_val_batches=0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[timer])  # fmt: skip
     trainer.fit(model, train_dataloaders=loader)
@@ -116,16 +126,16 @@ def pseudo_input_pass(loader, warmup: int) -> float:
     """Seconds per step of the VampPrior's own work alone: the encoder's forward and backward pass
     over the pseudo-inputs (gradients for the encoder and the pseudo-inputs), nothing else."""
     pl.seed_everything(0, verbose=False)
-    model = vaelab.build(paper_config("vamp"))
-    weights = torch.randn(model.prior.u.shape[0], 2 * model.encoder.latent_dim)
+    model = vaelab.build(paper_config("vamp")).to(DEVICE)
+    weights = torch.randn(model.prior.u.shape[0], 2 * model.encoder.latent_dim, device=DEVICE)
     start = None
     for index in range(len(loader)):
         if index == warmup:
-            start = time.perf_counter()
+            start = clock()
         model.zero_grad()
         mu, logvar = model.encoder.gaussian_params(model.prior.pseudo_inputs())
         (torch.cat([mu, logvar], dim=-1) * weights).sum().backward()
-    return (time.perf_counter() - start) / (len(loader) - warmup)
+    return (clock() - start) / (len(loader) - warmup)
 
 
 def time_prior(name: str, loader, warmup: int) -> float:
@@ -149,10 +159,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many measurements (3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (all cores)")
     parser.add_argument("--priors", nargs="+", default=PRIORS, choices=PRIORS)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the models run (cpu)")
     parser.add_argument("--root", default=None, help="binarized MNIST folder (the dataset config's root)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. encoder.hidden=500")
     args = parser.parse_args()
     OVERRIDES.extend(args.overrides)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
 
     torch.set_num_threads(args.threads)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)  # no banners between the rows
@@ -165,7 +180,8 @@ def main() -> None:
           f"{cfg.encoder.hidden}, batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)")  # fmt: skip
     if args.overrides:
         print(f"  overrides: {' '.join(args.overrides)}")
-    print(f"  data: {source}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"  data: {source}; torch {torch.__version__}, {where}, "
           f"best of {args.repeats} x {args.steps} steps after {args.warmup} warm-up steps\n")  # fmt: skip
 
     rows = list(args.priors) + (["vamp, naive log_prob", "pseudo-input pass"] if "vamp" in args.priors else [])

@@ -194,7 +194,8 @@ def evaluate_model(model, x: Tensor, seed: int, **settings: int) -> dict[str, An
         metrics = evaluate(x.to(device), model.encode, model.decode, model.prior_dist(), **settings)
     model.train(was_training)
     seconds = round(time.perf_counter() - start, 2)
-    return {**metrics, "eval": {**settings, "seed": seed, "num_inputs": x.shape[0], "seconds": seconds}}
+    return {**metrics, "eval": {**settings, "seed": seed, "num_inputs": x.shape[0], "seconds": seconds,
+                                "device": device.type}}
 
 
 def evaluate_test_set(model, datamodule, cfg: DictConfig) -> dict[str, Any]:
