@@ -162,3 +162,25 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_loadable(tmp_path, mo
     with pytest.raises(RuntimeError):
         atomic_write(path, lambda tmp: (tmp.write_text("partial"), (_ for _ in ()).throw(RuntimeError("killed"))))
     assert torch.load(path)["epoch"] == 1
+
+
+@pytest.mark.parametrize(("every_seconds", "expected"), [(0, [0, 1, 2, 3, 4]), (3600, [4])])
+def test_last_ckpt_is_written_by_time_and_at_the_end_and_best_holds_the_weights(tmp_path, monkeypatch,
+                                                                                every_seconds, expected):
+    written = []
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def spy(self, checkpoint, path, storage_options=None):
+        written.append((str(path).rsplit("/", 1)[-1], checkpoint["epoch"], "optimizer_states" in checkpoint))
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
+    vaelab.run(compose_config("trainer=fast", "trainer.max_epochs=5", "figures.enabled=false", "eval.num_samples=5",
+                              "eval.num_latent_samples=100", f"checkpoint.last_every_seconds={every_seconds}",
+                              f"run_dir={tmp_path}"))  # fmt: skip
+    assert [epoch for name, epoch, _ in written if name == "last.ckpt"] == expected
+    assert all(full for name, _, full in written if name == "last.ckpt"), "last.ckpt holds the whole training state"
+    best = [(name, full) for name, _, full in written if name.startswith("best-")]
+    assert best and not any(full for _, full in best), "best-*.ckpt holds the weights only"
+    with pytest.raises(ResumeError, match=r"holds the weights only"):
+        vaelab.run(compose_config("trainer=fast", f"run_dir={tmp_path}", f"resume={tmp_path / 'checkpoints' / best[-1][0]}"))

@@ -18,7 +18,7 @@ from vaelab.interrupt import TrainingInterrupted, requeue
 
 from conftest import ROOT
 
-ENDLESS = ("trainer.max_epochs=100000", "early_stopping.patience=100000", "figures.enabled=false",
+ENDLESS = ("trainer.max_epochs=100000", "early_stopping.patience=100000", "figures.enabled=false", "checkpoint.last_every_seconds=0",
            "eval.num_samples=10", "eval.num_latent_samples=200")  # fmt: skip
 
 

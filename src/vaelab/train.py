@@ -23,7 +23,7 @@ from vaelab.callbacks import LatentFigures
 from vaelab.config import check_config
 from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
 from vaelab.files import atomic_write_json, atomic_write_text
-from vaelab.interrupt import (AtomicCheckpointIO, GracefulStop, RandomStreams, TrainingInterrupted,
+from vaelab.interrupt import (AtomicCheckpointIO, GracefulStop, LatestCheckpoint, RandomStreams, TrainingInterrupted,
                               requeue, write_interrupted)  # fmt: skip
 from vaelab.model import VAE, WarmupEarlyStopping
 from vaelab.resume import INTERRUPTED_FILE, ResumeError, changed_keys
@@ -69,16 +69,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")  # read the data now: a missing or malformed file stops the run here
     model = build(cfg, datamodule)
 
+    # The best epoch's weights, for the test (the full training state is in last.ckpt).
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best-{epoch:03d}",
         monitor=cfg.early_stopping.monitor,
         auto_insert_metric_name=False,
+        save_weights_only=True,
         enable_version_counter=False,  # a resumed run rewrites the same files
     )
-    # The latest epoch, overwritten every epoch (Lightning's save_last only follows the best's saves).
     last = run_dir / "checkpoints" / "last.ckpt"
-    latest = ModelCheckpoint(dirpath=last.parent, filename=last.stem, monitor=None, enable_version_counter=False)
+    latest = LatestCheckpoint(last, every_seconds=cfg.checkpoint.last_every_seconds)
     early_stopping = WarmupEarlyStopping(
         monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, warmup_epochs=cfg.kl_warmup_epochs
     )
@@ -141,12 +142,15 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, int] | None:
         return None
     path = Path(target)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         step = int(state["global_step"])
-        state["state_dict"], state["loops"]  # noqa: B018 - a checkpoint that Lightning can resume from
+        state["state_dict"]  # noqa: B018
     except Exception as error:  # noqa: BLE001 - whatever a corrupt file raises, the message is one line
         raise ResumeError(f"resume={path}: not a readable training checkpoint "
                           f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'empty'})") from None
+    if "loops" not in state or "optimizer_states" not in state:
+        raise ResumeError(f"resume={path}: holds the weights only (a best-*.ckpt); resume from the run's "
+                          "checkpoints/last.ckpt")  # fmt: skip
     saved = run_dir / "config.yaml"
     if saved.is_file():
         changed = changed_keys(yaml.safe_load(saved.read_text()) or {}, OmegaConf.to_container(cfg, resolve=True))
