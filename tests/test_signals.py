@@ -153,3 +153,12 @@ def test_running_a_sweep_again_skips_completed_jobs_resumes_interrupted_and_reru
     assert not (jobs["mog"] / "interrupted.json").exists()
     report = compare.write_report(tmp_path)
     assert {job.status for job in report.jobs} == {"completed"}
+
+
+@pytest.mark.slow
+def test_ddp_processes_stop_together_when_one_gets_the_signal(tmp_path):
+    process = start(tmp_path, "trainer=ddp_cpu")
+    _, err = interrupt_when_training(process, tmp_path, signal.SIGTERM)  # to the main process only
+    assert process.returncode == 143, err[-2000:]
+    assert json.loads((tmp_path / "interrupted.json").read_text())["signal"] == "SIGTERM"
+    assert f"Resume with: python train.py resume={tmp_path.resolve()}" in err

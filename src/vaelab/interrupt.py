@@ -146,14 +146,24 @@ class GracefulStop(Checkpoint):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         # After an epoch's last batch the stop waits for the epoch's end: Lightning resumes from a
         # checkpoint written at the last batch as from a finished epoch, skipping its validation.
-        if self.received is not None and batch_idx + 1 < trainer.num_training_batches:
+        if self.pending(trainer) and batch_idx + 1 < trainer.num_training_batches:
             self.stop(trainer, save=True)
+
+    def pending(self, trainer: pl.Trainer) -> bool:
+        """A signal arrived. Under DDP the processes agree (one all-reduce per step), so that they
+        all stop after the same step, whichever of them got the signal."""
+        if trainer.world_size == 1:
+            return self.received is not None
+        stop = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+        if stop and self.received is None:
+            self.received = signal.SIGTERM  # another process got it
+        return stop
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # A Checkpoint callback: Lightning calls it after early stopping and the ModelCheckpoints,
         # at the point where they save. The epoch's metrics are logged after this hook, so the
         # stop itself comes at the next epoch's start; when the run ends here, it finishes as usual.
-        if self.received is not None:
+        if self.pending(trainer):
             trainer.save_checkpoint(self.checkpoint)
             self.saved_at = trainer.global_step
 
