@@ -1,0 +1,32 @@
+"""The priors p(z). Each is an nn.Module whose forward() builds a torch Distribution.
+
+Parameters live in the module (so `.to()`, optimisers and checkpoints see them); the
+Distribution is rebuilt on every call and never cached. Priors that go through the encoder
+(vamp, gtm_vamp) take it as the argument of forward(); the others ignore it.
+
+One family per file: `mixtures` (standard, mog, gtm), `encoder_based` (vamp, gtm_vamp),
+`flows` (flow). Every class is importable from here, `vaelab.priors.VampPrior`, which is also
+the `_target_` the configs (and old checkpoints) name.
+
+Reference: J. M. Tomczak, "Priors in VAEs" (blog post) and Tomczak & Welling, "VAE with a
+VampPrior", AISTATS 2018.
+"""
+
+from vaelab.priors.base import add_mixing_logits, square_grid
+from vaelab.priors.encoder_based import PSEUDO_INPUT_INITS, GTMVampPrior, VampPrior
+from vaelab.priors.flows import FlowPrior
+from vaelab.priors.mixtures import DiagonalGaussianMixture, GTMPrior, MoGPrior, StandardPrior, diagonal_gaussian_mixture
+
+__all__ = [
+    "PSEUDO_INPUT_INITS",
+    "DiagonalGaussianMixture",
+    "FlowPrior",
+    "GTMPrior",
+    "GTMVampPrior",
+    "MoGPrior",
+    "StandardPrior",
+    "VampPrior",
+    "add_mixing_logits",
+    "diagonal_gaussian_mixture",
+    "square_grid",
+]
