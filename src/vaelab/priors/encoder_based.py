@@ -43,7 +43,9 @@ class VampPrior(_EncoderMixture):
     The u_k are kept in the data range [input_min, input_max] by a hard-tanh, as in the paper.
     `init="random"` draws them from N(init_mean, init_std) in *fractions* of that range (the
     paper's N(0.05, 0.01) on [0, 1]); `init="data"` copies K training inputs (see
-    `init_from_data`, called by `vaelab.build`).
+    `init_from_data`, called by `vaelab.build`). `learnable_inputs=False` (with `init="data"`)
+    keeps those training inputs as they are, a buffer instead of a parameter: the paper's
+    "VampPrior data" variant (`prior=vamp_data`).
     """
 
     def __init__(
@@ -57,12 +59,18 @@ class VampPrior(_EncoderMixture):
         input_min: float = 0.0,
         input_max: float = 1.0,
         learnable_weights: bool = True,
+        learnable_inputs: bool = True,
     ):
         super().__init__(num_components, learnable_weights)
+        if not learnable_inputs and init != "data":
+            raise ValueError(f"learnable_inputs=False keeps the pseudo-inputs fixed and needs init='data', got init={init!r}")
         self.init, self.input_min, self.input_max = init, float(input_min), float(input_max)
         span = self.input_max - self.input_min
         u = self.input_min + span * (init_mean + init_std * torch.randn(num_components, input_dim))
-        self.u = nn.Parameter(u)
+        if learnable_inputs:
+            self.u = nn.Parameter(u)
+        else:
+            self.register_buffer("u", u)  # still moved by .to() and saved in checkpoints
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
