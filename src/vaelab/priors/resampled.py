@@ -4,7 +4,7 @@ A proposal pi(z) = N(0, I) is reshaped by a learned acceptance function a(z) = s
 in (0, 1). Sampling is truncated rejection sampling: draw z ~ pi and keep it with probability
 a(z), at most T - 1 times; the T-th proposal is kept whatever a says. Step t accepts with
 probability (1 - Z)^(t-1) pi(z) a(z), Z = E_pi[a(z)], and step T is reached with probability
-alpha_T = (1 - Z)^(T-1), so the density is exact once Z is known (the paper's eq. 5):
+alpha_T = (1 - Z)^(T-1), so the density is exact once Z is known:
 
     p_T(z) = pi(z) [ (1 - alpha_T) a(z) / Z + alpha_T ].
 
@@ -92,12 +92,12 @@ class ResampledNormal(Distribution):
 
 
 class ResampledPrior(nn.Module):
-    """LARS over N(0, I): a(z) = sigmoid(MLP(z)), two tanh hidden layers of `hidden` units (the
-    paper's acceptance network), truncation `truncation` (the paper's T = 100).
+    """LARS over N(0, I): a(z) = sigmoid(MLP(z)) with two tanh hidden layers of `hidden` units,
+    rejection truncated after `truncation` proposals (T = 100 by default, as in the paper).
 
     Training: Z's value is an exponential moving average (decay `ema_decay`) of the estimates from
-    `num_samples` fresh proposals per call, its gradient the current estimate's (Bauer & Mnih,
-    2019, sec. 3.2): Z_train = Z_batch + stop_gradient(Z_ema - Z_batch). The average is a buffer,
+    `num_samples` fresh proposals per call, its gradient the current estimate's, as in the paper:
+    Z_train = Z_batch + stop_gradient(Z_ema - Z_batch). The average is a buffer,
     so it is saved with checkpoints. Eval mode: Z from `eval_samples` proposals of a fixed seed.
     """
 
