@@ -202,6 +202,34 @@ def test_lars_checks_would_catch_a_wrong_truncation_term():
         test_sample_mean_and_covariance_match_the_density(untruncated)
 
 
+def test_lars_running_estimate_of_z_is_the_training_value_and_follows_the_evaluation_estimate():
+    """In training Z's value is the moving average and its gradient the batch estimate's; with the
+    network held fixed, the average settles on the large-sample estimate of eval mode."""
+    prior, _ = build("lars", "trained")
+    exact = float(prior.eval()().normaliser.detach())
+    prior.train()
+    for _ in range(1000):  # 10 time constants of decay 0.99: the value from training is forgotten ...
+        dist = prior()
+    assert float(dist.normaliser.detach()) == float(prior.z_ema)
+    assert float(prior.z_ema) == pytest.approx(exact, rel=0.01)  # ... and ~100 batches averaged
+    dist.log_z.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in prior.net.parameters())
+
+
+@pytest.mark.parametrize("name", ["maf", "nsf", "lars", "mog"])
+def test_one_dimensional_latent_space(name):
+    """latent_dim 1: RealNVP cannot couple halves (config.py refuses it), these can; the density
+    still integrates to one on a 1-D grid and samples have the shape (n, 1)."""
+    prior, encoder = build(name, "trained", latent_dim=1)
+    dist = prior.eval()(encoder)
+    with torch.no_grad():
+        assert dist.sample((5,)).shape == (5, 1)
+        grid = torch.linspace(-15, 15, 30_001, dtype=torch.float64)[:, None]
+        mass = float(dist.log_prob(grid).exp().sum()) * 30 / 30_000
+    stderr = float(getattr(dist, "log_z_stderr", None) or 0.0)
+    assert mass == pytest.approx(1.0, abs=1e-3 + MAX_STANDARD_ERRORS * stderr)
+
+
 @pytest.mark.parametrize("name", PRIORS)
 def test_sample_is_vectorised(name):
     """sample((n,)) returns (n, latent_dim) and calls the networks as often for n = 1000 as for n = 1."""
