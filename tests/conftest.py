@@ -9,7 +9,9 @@ from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
+SIX_PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]  # the blog post's; experiment=compare_priors
+NEW_PRIORS = ["maf", "nsf", "lars", "vamp_data"]  # issue 12: the autoregressive and resampled priors, fixed vamp
+PRIORS = SIX_PRIORS + NEW_PRIORS
 
 
 def compose_config(*overrides: str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -149,6 +150,19 @@ def test_preset_sets_the_papers_model():
     assert (cfg.prior.num_components, cfg.prior.init_mean, cfg.prior.init_std) == (500, 0.05, 0.01)
     assert cfg.prior.learnable_weights is False and cfg.eval.num_samples == 5000
     assert compose_config("experiment=vampprior_paper", "prior=mog").prior.num_components == 500
+
+
+@pytest.mark.parametrize("prior", ["maf", "nsf", "lars", "vamp_data"])
+def test_preset_sizes_the_new_priors_like_the_vampprior(prior):
+    """500 pseudo-inputs of 784 pixels are 392k numbers; the flows and lars's acceptance network
+    get about as many parameters at latent_dim 40, vamp_data 500 fixed training images."""
+    cfg = compose_config("experiment=vampprior_paper", f"prior={prior}")
+    module = hydra.utils.instantiate(cfg.prior)
+    if prior == "vamp_data":
+        assert module.u.shape == (500, 784) and "u" not in dict(module.named_parameters())
+        assert cfg.prior.init == "data" and cfg.prior.learnable_weights is False
+    else:
+        assert sum(p.numel() for p in module.parameters()) == pytest.approx(500 * 784, rel=0.05)
 
 
 @pytest.mark.skipif(not REAL_ROOT.is_dir(), reason=f"no binarized MNIST at {REAL_ROOT}")

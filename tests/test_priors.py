@@ -1,4 +1,4 @@
-"""The six priors, checked against the maths they promise.
+"""Every prior, checked against the maths it promises.
 
 Every prior is a Distribution over R^latent_dim, so its density must integrate to one, its
 samples must follow its density, and a mixture's log-density must equal the formula written out
@@ -18,13 +18,19 @@ import torch
 from torch import nn
 
 from conftest import PRIORS, compose_config
+from vaelab.config import ConfigError, check_config
 from vaelab.nets import MLPEncoder
-from vaelab.priors import FlowPrior, GTMPrior, GTMVampPrior, MoGPrior, StandardPrior, VampPrior
+from vaelab.priors import (
+    FlowPrior, GTMPrior, GTMVampPrior, MAFPrior, MoGPrior, NSFPrior, Prior, ResampledPrior, StandardPrior, VampPrior,
+)  # fmt: skip
 
 LATENT_DIM = 2
 INPUT_DIM, INPUT_MAX = 64, 16.0  # the digits: 64 pixels with values in 0..16
 STATES = ["fresh", "trained"]
-MIXTURES = ["mog", "vamp", "gtm", "gtm_vamp"]
+MIXTURES = ["mog", "vamp", "gtm", "gtm_vamp", "vamp_data"]
+FLOWS = ["flow", "maf", "nsf"]
+# LARS truncated after 3 proposals: the alpha_T = (1 - Z)^(T-1) term of its density is large here.
+LARS_SHORT = "lars_truncated_at_3"
 NUM_SAMPLES = 100_000
 GRID_SIDE = 400
 MAX_STANDARD_ERRORS = 5.0  # a fixed seed makes this deterministic; 5 SE is never luck
@@ -40,7 +46,7 @@ def one_thread():
 
 
 def make_prior(name: str, latent_dim: int = LATENT_DIM, **kwargs) -> nn.Module:
-    """The prior with its default sizes (the flow's hidden width cut to 64 to keep tests fast)."""
+    """The prior with its default sizes (the hidden widths of the flows cut to 64, of lars to 32, to keep tests fast)."""
     data_range = dict(input_dim=INPUT_DIM, input_min=0.0, input_max=INPUT_MAX)
     if name == "standard":
         return StandardPrior(latent_dim)
@@ -54,6 +60,18 @@ def make_prior(name: str, latent_dim: int = LATENT_DIM, **kwargs) -> nn.Module:
         return GTMVampPrior(latent_dim, **data_range, **kwargs)
     if name == "flow":
         return FlowPrior(latent_dim, hidden=64, **kwargs)
+    if name == "maf":
+        return MAFPrior(latent_dim, hidden=64, **kwargs)
+    if name == "nsf":
+        return NSFPrior(latent_dim, hidden=64, **kwargs)
+    if name == "lars":
+        return ResampledPrior(latent_dim, hidden=32, **kwargs)
+    if name == LARS_SHORT:
+        return ResampledPrior(latent_dim, hidden=32, truncation=3, **kwargs)
+    if name == "vamp_data":  # K of the inputs `trained` fits, kept as they are
+        prior = VampPrior(latent_dim, **data_range, init="data", learnable_inputs=False, **kwargs)
+        prior.init_from_data(images_of(blobs(latent_dim)))
+        return prior
     raise ValueError(f"unknown prior {name!r}; expected one of {PRIORS}")
 
 
@@ -109,13 +127,13 @@ class Gridded:
     centres: torch.Tensor  # (GRID_SIDE**2, 2), the midpoints of the cells
     density: torch.Tensor  # (GRID_SIDE**2,), p(centre)
     cell_area: float
+    log_z_stderr: float = 0.0  # lars: the Monte Carlo standard error of its normaliser's log
 
 
-@pytest.fixture(scope="module", params=[(p, s) for p in PRIORS for s in STATES], ids="-".join)
-def gridded(request) -> Gridded:
-    prior, encoder = build(*request.param)
+def on_grid(dist, log_prob=None) -> Gridded:
+    """Samples of `dist` and `log_prob` (default: dist's) on a grid around them."""
+    log_prob = log_prob or dist.log_prob
     with torch.no_grad():
-        dist = prior(encoder)
         torch.manual_seed(2)
         samples = dist.sample((NUM_SAMPLES,))
         # The samples' range plus a quarter of it on each side holds all but a negligible mass.
@@ -125,13 +143,26 @@ def gridded(request) -> Gridded:
         step = (high - low) / GRID_SIDE
         axes = [low[d] + step[d] * (torch.arange(GRID_SIDE, dtype=torch.float64) + 0.5) for d in range(2)]
         centres = torch.cartesian_prod(*axes)
-        density = torch.cat([dist.log_prob(chunk).exp() for chunk in centres.split(20_000)])
-    return Gridded(samples, centres, density, float(step.prod()))
+        density = torch.cat([log_prob(chunk).exp() for chunk in centres.split(20_000)])
+    stderr = getattr(dist, "log_z_stderr", None)
+    return Gridded(samples, centres, density, float(step.prod()), 0.0 if stderr is None else float(stderr))
+
+
+@pytest.fixture(scope="module", params=[(p, s) for p in [*PRIORS, LARS_SHORT] for s in STATES], ids="-".join)
+def gridded(request) -> Gridded:
+    prior, encoder = build(*request.param)
+    prior.eval()  # lars: Z from its large evaluation sample; the other priors do not depend on the mode
+    return on_grid(prior(encoder))
+
+
+def mass(gridded: Gridded) -> float:
+    return float(gridded.density.sum()) * gridded.cell_area
 
 
 def test_density_integrates_to_one(gridded):
-    mass = float(gridded.density.sum()) * gridded.cell_area
-    assert mass == pytest.approx(1.0, abs=0.01)
+    """Within the grid's error (0.01), plus, for lars, MAX_STANDARD_ERRORS of its estimate of log Z:
+    the mass is about Z / Z_estimate (1 - alpha_T) + alpha_T."""
+    assert mass(gridded) == pytest.approx(1.0, abs=0.01 + MAX_STANDARD_ERRORS * gridded.log_z_stderr)
 
 
 def test_sample_mean_and_covariance_match_the_density(gridded):
@@ -154,6 +185,51 @@ def test_sample_mean_and_covariance_match_the_density(gridded):
     assert torch.all((sample_cov - grid_cov).abs() < MAX_STANDARD_ERRORS * cov_error), (sample_cov, grid_cov)
 
 
+def test_lars_checks_would_catch_a_wrong_truncation_term():
+    """The two tests above have teeth for lars: at T = 3, alpha_T is far above their tolerances, so
+    dropping its term from the density (mass 1 - alpha_T), or using the untruncated density
+    pi(z) a(z) / Z (mass 1, wrong shape), fails them."""
+    prior, _ = build(LARS_SHORT, "trained")
+    dist = prior.eval()()
+    alpha = float((1 - dist.normaliser.detach()) ** (dist.truncation - 1))
+    assert alpha > 0.1
+    log_pi = dist.proposal.log_prob
+    without_alpha = on_grid(dist, lambda z: log_pi(z) + torch.log1p(-torch.tensor(alpha)) + dist.log_acceptance(z) - dist.log_z)
+    assert abs(mass(without_alpha) - 1) > 0.01 + MAX_STANDARD_ERRORS * without_alpha.log_z_stderr
+    untruncated = on_grid(dist, lambda z: log_pi(z) + dist.log_acceptance(z) - dist.log_z)
+    assert mass(untruncated) == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(AssertionError):
+        test_sample_mean_and_covariance_match_the_density(untruncated)
+
+
+def test_lars_running_estimate_of_z_is_the_training_value_and_follows_the_evaluation_estimate():
+    """In training Z's value is the moving average and its gradient the batch estimate's; with the
+    network held fixed, the average settles on the large-sample estimate of eval mode."""
+    prior, _ = build("lars", "trained")
+    exact = float(prior.eval()().normaliser.detach())
+    prior.train()
+    for _ in range(1000):  # 10 time constants of decay 0.99: the value from training is forgotten ...
+        dist = prior()
+    assert float(dist.normaliser.detach()) == float(prior.z_ema)
+    assert float(prior.z_ema) == pytest.approx(exact, rel=0.01)  # ... and ~100 batches averaged
+    dist.log_z.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in prior.net.parameters())
+
+
+@pytest.mark.parametrize("name", ["maf", "nsf", "lars", "mog"])
+def test_one_dimensional_latent_space(name):
+    """latent_dim 1: RealNVP cannot couple halves (config.py refuses it), these can; the density
+    still integrates to one on a 1-D grid and samples have the shape (n, 1)."""
+    prior, encoder = build(name, "trained", latent_dim=1)
+    dist = prior.eval()(encoder)
+    with torch.no_grad():
+        assert dist.sample((5,)).shape == (5, 1)
+        grid = torch.linspace(-15, 15, 30_001, dtype=torch.float64)[:, None]
+        mass = float(dist.log_prob(grid).exp().sum()) * 30 / 30_000
+    stderr = float(getattr(dist, "log_z_stderr", None) or 0.0)
+    assert mass == pytest.approx(1.0, abs=1e-3 + MAX_STANDARD_ERRORS * stderr)
+
+
 @pytest.mark.parametrize("name", PRIORS)
 def test_sample_is_vectorised(name):
     """sample((n,)) returns (n, latent_dim) and calls the networks as often for n = 1000 as for n = 1."""
@@ -167,7 +243,10 @@ def test_sample_is_vectorised(name):
         calls_for_one = len(calls)
         calls.clear()
         assert dist.sample((1000,)).shape == (1000, LATENT_DIM)
-        assert len(calls) == calls_for_one
+        if name == "lars":  # one acceptance pass per round of rejection sampling, at most T - 1 rounds
+            assert len(calls) <= (prior.truncation - 1) * len(list(prior.net.modules()))
+        else:
+            assert len(calls) == calls_for_one
     finally:
         for hook in hooks:
             hook.remove()
@@ -285,9 +364,9 @@ def test_brute_force_check_would_catch_logsumexp_per_dimension(name):
 # --- Flow: log p(z) = log N(f(z) | 0, I) + log|det df/dz|, f: data -> base ---------------------
 
 
-def flow_probe(latent_dim: int, state: str) -> tuple[FlowPrior, torch.Tensor, torch.Tensor, torch.Tensor]:
+def flow_probe(name: str, latent_dim: int, state: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A flow, five points z, f(z), and log|det df/dz| from autograd's Jacobian, one per point."""
-    prior, _ = build("flow", state, latent_dim)
+    prior, _ = build(name, state, latent_dim)
     # zuko's NormalizingFlow.log_prob does `z, ladj = transform.call_and_ladj(x)`: the transform
     # maps data to the base, and sample() goes through its inverse.
     transform = prior.flow.transform()
@@ -299,8 +378,9 @@ def flow_probe(latent_dim: int, state: str) -> tuple[FlowPrior, torch.Tensor, to
 
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("latent_dim", [2, 5])
-def test_flow_log_det_equals_autograd_jacobian(latent_dim, state):
-    prior, z, f_z, log_det = flow_probe(latent_dim, state)
+@pytest.mark.parametrize("name", FLOWS)
+def test_flow_log_det_equals_autograd_jacobian(name, latent_dim, state):
+    prior, z, f_z, log_det = flow_probe(name, latent_dim, state)
     y, ladj = prior.flow.transform().call_and_ladj(z)
     assert ladj.shape == (5,)  # one log-det per example, not per dimension
     torch.testing.assert_close(y, f_z)
@@ -311,9 +391,10 @@ def test_flow_log_det_equals_autograd_jacobian(latent_dim, state):
 
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("latent_dim", [2, 5])
-def test_flow_log_prob_is_change_of_variables(latent_dim, state):
+@pytest.mark.parametrize("name", FLOWS)
+def test_flow_log_prob_is_change_of_variables(name, latent_dim, state):
     """log p(z) = log N(f(z) | 0, I) + log|det J_f(z)|, the log-det counted once per example."""
-    prior, z, f_z, log_det = flow_probe(latent_dim, state)
+    prior, z, f_z, log_det = flow_probe(name, latent_dim, state)
     log_base = -0.5 * (f_z**2).sum(-1) - 0.5 * latent_dim * math.log(2 * math.pi)
     with torch.no_grad():
         torch.testing.assert_close(prior().log_prob(z), log_base + log_det, rtol=1e-9, atol=1e-9)
@@ -331,10 +412,12 @@ def test_gradients_reach_every_parameter(name):
         return
     torch.manual_seed(6)
     prior(encoder).log_prob(2.0 * torch.randn(64, LATENT_DIM, dtype=torch.float64)).mean().backward()
-    if name in ("vamp", "gtm_vamp"):  # these go through the encoder, which must learn from p(z) too
+    if name in ("vamp", "gtm_vamp", "vamp_data"):  # these go through the encoder, which must learn from p(z) too
         params |= {f"encoder.{k}": v for k, v in encoder.named_parameters()}
     if name == "vamp":
         assert "u" in params
+    if name == "vamp_data":  # training inputs, kept as they are
+        assert "u" not in params and "u" in dict(prior.named_buffers())
     for key, param in params.items():
         assert param.requires_grad
         assert param.grad is not None, key
@@ -367,6 +450,14 @@ def test_vamp_init_from_data_needs_at_least_k_rows():
     prior = make_prior("vamp", num_components=16)
     with pytest.raises(ValueError, match="at least 16 training inputs, got 15"):
         prior.init_from_data(torch.zeros(15, INPUT_DIM))
+
+
+def test_vamp_data_pseudo_inputs_are_training_inputs_that_training_leaves_alone():
+    prior, _ = build("vamp_data", "trained")
+    x = images_of(blobs(LATENT_DIM)).float().double()  # copied into the float32 prior before .double()
+    u = prior.pseudo_inputs()
+    assert all((x == row).all(dim=1).any() for row in u)  # still K of the training inputs
+    assert u.std(0).mean() > 0.1  # and different ones
 
 
 @pytest.mark.parametrize("name", ["vamp", "gtm_vamp"])
@@ -411,4 +502,34 @@ def test_hydra_config_gives_documented_defaults(name):
         assert isinstance(prior, FlowPrior)
         assert len(prior.flow.transform.transforms) == 3
         assert prior.flow.transform.transforms[0].hyper[0].out_features == 256
+    elif name in ("maf", "nsf"):
+        assert isinstance(prior, MAFPrior if name == "maf" else NSFPrior)
+        transforms = prior.flow.transform.transforms
+        assert len(transforms) == 3 and transforms[0].hyper[0].out_features == 256
+        assert [t.order.tolist() for t in transforms] == [[0, 1], [1, 0], [0, 1]]  # the order flips each time
+        if name == "nsf":
+            assert transforms[0].hyper[-1].out_features == latent_dim * (3 * 8 - 1)  # 8 bins: widths, heights, slopes
+    elif name == "lars":
+        assert isinstance(prior, ResampledPrior)
+        assert (prior.truncation, prior.num_samples, prior.eval_samples, prior.ema_decay) == (100, 1024, 100_000, 0.99)
+        assert [m.out_features for m in prior.net if isinstance(m, nn.Linear)] == [100, 100, 1]
+    elif name == "vamp_data":
+        assert isinstance(prior, VampPrior) and prior.init == "data"
+        assert "u" not in dict(prior.named_parameters()) and prior.u.shape == (16, cfg.dataset.input_dim)
+    assert isinstance(prior, Prior)
+    prior.eval()  # lars: evaluation's Z
     assert prior(encoder).sample((4,)).shape == (4, latent_dim)
+
+
+def test_fixed_pseudo_inputs_need_data_init():
+    with pytest.raises(ConfigError, match=r"^prior.learnable_inputs=false is not allowed with prior.init=random: .*prior.init=data$"):
+        check_config(compose_config("prior=vamp", "prior.learnable_inputs=false"))
+    check_config(compose_config("prior=vamp", "prior.learnable_inputs=false", "prior.init=data"))  # = prior=vamp_data
+    with pytest.raises(ValueError, match="needs init='data'"):
+        make_prior("vamp", learnable_inputs=False)
+
+
+@pytest.mark.parametrize("override", ["prior.truncation=0", "prior.eval_samples=-1", "prior.ema_decay=1.0"])
+def test_lars_keys_are_checked(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        check_config(compose_config("prior=lars", override))

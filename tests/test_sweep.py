@@ -21,7 +21,7 @@ from vaelab.compare import write_report
 from vaelab.data import BatchIndices, DigitsDataModule
 from vaelab.sweep import threads_per_job
 
-from conftest import PRIORS, ROOT
+from conftest import ROOT, SIX_PRIORS
 
 TINY = ("trainer=fast", "figures.enabled=false", "eval.num_samples=10", "eval.num_latent_samples=1000")
 
@@ -107,22 +107,22 @@ def test_compare_script_exit_status(tmp_path):
 # -- sweeps on the command line ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_six_prior_sweep_names_jobs_by_prior_and_writes_one_row_per_prior(tmp_path):
-    result = train("-m", f"prior={','.join(PRIORS)}", *TINY, f"hydra.sweep.dir={tmp_path}")
+    result = train("-m", f"prior={','.join(SIX_PRIORS)}", *TINY, f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
 
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [f"{i}_{p}_seed42" for i, p in enumerate(PRIORS)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [f"{i}_{p}_seed42" for i, p in enumerate(SIX_PRIORS)]
     rows = read_csv(tmp_path / "comparison.csv")
-    assert [row["prior"] for row in rows] == PRIORS
+    assert [row["prior"] for row in rows] == SIX_PRIORS
     for key in ("test/nll", "test/elbo", "test/kl", "test/mutual_info", "test/marginal_kl", "test/hole_fraction",
                 "test/active_units", "epochs", "train_seconds"):  # fmt: skip
         assert all(math.isfinite(float(row[f"{key}_mean"])) for row in rows), key
         assert any(row[f"{key}_best"] == "1" for row in rows), key
-    assert (tmp_path / "comparison.md").read_text().count("\n| ") == 1 + len(PRIORS)  # header + rows
+    assert (tmp_path / "comparison.md").read_text().count("\n| ") == 1 + len(SIX_PRIORS)  # header + rows
     # TensorBoard names each run by its path under the sweep directory: the prior is in it.
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
     runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path)).Runs()
-    assert sorted(runs) == sorted(f"{i}_{p}_seed42/tensorboard" for i, p in enumerate(PRIORS))
+    assert sorted(runs) == sorted(f"{i}_{p}_seed42/tensorboard" for i, p in enumerate(SIX_PRIORS))
 
 
 @pytest.mark.slow
@@ -160,7 +160,7 @@ def test_compare_priors_preset_sweeps_six_priors_over_three_seeds():
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=compare_priors"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
-    assert params.prior.split(",") == PRIORS and params.seed.split(",") == ["1", "2", "3"]
+    assert params.prior.split(",") == SIX_PRIORS and params.seed.split(",") == ["1", "2", "3"]
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"].endswith("_${hydra.runtime.choices.prior}_seed${seed}")
     assert cfg.hydra.callbacks.compare._target_ == "vaelab.sweep.SweepReport"
 

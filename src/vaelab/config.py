@@ -34,6 +34,7 @@ POSITIVE_INTS = [
     "latent_dim", "batch_size",
     "encoder.hidden", "encoder.num_layers", "decoder.hidden", "decoder.num_layers",
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
+    "prior.bins", "prior.truncation", "prior.num_samples", "prior.eval_samples",
     "early_stopping.patience",
     "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs",
 ]  # fmt: skip
@@ -75,6 +76,11 @@ def check_config(cfg: DictConfig) -> None:
     if value("trainer.max_time") is not None and not _duration(value("trainer.max_time")):
         raise ConfigError(f"trainer.max_time={value('trainer.max_time')!r} is not allowed: must be null or "
                           "\"DD:HH:MM:SS\", e.g. 00:01:30:00 for an hour and a half")  # fmt: skip
+    if value("prior.ema_decay") is not None and not (isinstance(value("prior.ema_decay"), Real) and 0 <= value("prior.ema_decay") < 1):
+        raise ConfigError(f"prior.ema_decay={value('prior.ema_decay')!r} is not allowed: must be a number in [0, 1)")
+    if value("prior.learnable_inputs") is False and value("prior.init") != "data":
+        raise ConfigError(f"prior.learnable_inputs=false is not allowed with prior.init={value('prior.init')}: "
+                          "fixed pseudo-inputs must be training inputs, prior.init=data")  # fmt: skip
     target = value("prior._target_") or ""
     if target.endswith("FlowPrior") and value("latent_dim") < 2:
         raise ConfigError(f"latent_dim={value('latent_dim')} is not allowed with prior=flow: coupling layers need latent_dim >= 2")

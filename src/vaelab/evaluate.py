@@ -173,6 +173,8 @@ def evaluate(
         "test/hole_fraction": hole_fraction,
         "test/active_units": (q_z.activity > 0.01).sum(),
     }
+    if getattr(prior, "log_z_stderr", None) is not None:  # a prior normalised by a Monte Carlo Z (lars)
+        metrics["test/prior_log_z_stderr"] = prior.log_z_stderr
     stats = {"q_mean": q_z.mean, "q_var": q_z.variance, "prior_mean": prior_mean, "prior_var": prior_var}
     stats["activity"] = q_z.activity
     return {
