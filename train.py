@@ -6,11 +6,12 @@ Everything lives in the installed package; this file only hands Hydra's config t
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import vaelab
 from vaelab import sweep
-from vaelab.config import ConfigError
+from vaelab.config import ConfigError, remove_unused_run_dir
 from vaelab.model import NonFiniteLossError
 
 
@@ -21,6 +22,8 @@ def main(cfg: DictConfig) -> float:
     try:
         metrics = vaelab.run(cfg)
     except (ConfigError, NonFiniteLossError) as error:
+        if isinstance(error, ConfigError):  # rejected before any work: leave no run directory behind
+            remove_unused_run_dir(HydraConfig.get().runtime.output_dir, f"{HydraConfig.get().job.name}.log")
         sys.exit(f"error: {error}")
     return metrics.get("test/loss", float("nan"))
 
