@@ -4,6 +4,7 @@ Everything lives in the installed package; this file only hands Hydra's config t
 """
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -11,7 +12,7 @@ from omegaconf import DictConfig
 
 import vaelab
 from vaelab import sweep
-from vaelab.config import ConfigError, remove_unused_run_dir
+from vaelab.config import ConfigError, check_overrides, remove_unused_run_dir
 from vaelab.model import NonFiniteLossError
 
 
@@ -29,4 +30,9 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    if not any(arg.startswith("-") for arg in sys.argv[1:]):  # a single run; flags (-m, --cfg ...) go to Hydra
+        try:  # a mistyped key or option in one line, as for a bad value (Hydra's report takes several)
+            check_overrides(sys.argv[1:], Path(__file__).parent / "conf")
+        except ConfigError as error:
+            sys.exit(f"error: {error}")
     main()

@@ -17,6 +17,7 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vaelab.nets import ACTIVATIONS, LIKELIHOODS
@@ -270,6 +271,8 @@ def _check_known_keys(cfg: DictConfig, value: Callable[[str], Any]) -> None:
 
     for path, node in targets(cfg, ""):
         target = _locate(f"{path}._target_", value(f"{path}._target_"))
+        if path == "optimizer" and not (inspect.isclass(target) and issubclass(target, torch.optim.Optimizer)):
+            raise _error("optimizer._target_", value("optimizer._target_"), "must name a torch.optim.Optimizer, e.g. torch.optim.Adam")
         parameters = inspect.signature(target).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             continue
@@ -280,8 +283,8 @@ def _check_known_keys(cfg: DictConfig, value: Callable[[str], Any]) -> None:
             if path == "trainer" and key in TRAINER_RESERVED:
                 raise _error(f"trainer.{key}", value(f"trainer.{key}"), "vaelab sets it itself; remove the key")
             if key not in names:
-                raise _error(f"{path}.{key}", value(f"{path}.{key}"),
-                             f"{value(f'{path}._target_')} has no argument {key} (it takes {', '.join(names)})")  # fmt: skip
+                takes = "it takes " + ", ".join(names) if len(names) <= 12 else f"see help({value(f'{path}._target_')}) for its arguments"
+                raise _error(f"{path}.{key}", value(f"{path}.{key}"), f"{value(f'{path}._target_')} has no argument {key} ({takes})")
 
 
 def _check_rules(value: Callable[[str], Any]) -> None:
@@ -309,13 +312,11 @@ def _check_rules(value: Callable[[str], Any]) -> None:
     if shape is not None and input_dim is not None and math.prod(shape) != input_dim:
         raise _error("dataset.image_shape", shape, f"must hold dataset.input_dim ({input_dim}) pixels")
     if str(value("prior._target_") or "").endswith("FlowPrior") and value("latent_dim") < 2:
-        raise ConfigError(f"latent_dim={value('latent_dim')} is not allowed with prior=flow: coupling layers need latent_dim >= 2")
+        raise _error("latent_dim", value("latent_dim"), "prior=flow needs latent_dim >= 2 (its coupling layers split z in two)")
 
 
 def _check_devices(value: Callable[[str], Any]) -> None:
     """A GPU trainer needs GPUs: as many as `trainer.devices` asks for."""
-    import torch
-
     accelerator, devices, precision = value("trainer.accelerator"), value("trainer.devices"), value("trainer.precision")
     if accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
@@ -354,14 +355,10 @@ def _check_data_init(value: Callable[[str], Any]) -> None:
 def _check_optimizer(value: Callable[[str], Any]) -> None:
     """Build the optimizer once on a dummy parameter: torch checks its own arguments (betas,
     eps, momentum, ...), here rather than after the data are loaded."""
-    import torch
-
     target = value("optimizer._target_")
     if target is None:
         return
-    optimizer = _locate("optimizer._target_", target)
-    if not (inspect.isclass(optimizer) and issubclass(optimizer, torch.optim.Optimizer)):
-        raise _error("optimizer._target_", target, "must name a torch.optim.Optimizer, e.g. torch.optim.Adam")
+    optimizer = _locate("optimizer._target_", target)  # a torch.optim.Optimizer (_check_known_keys)
     kwargs = {key: val for key, val in value("optimizer").items() if not key.startswith("_")}
     try:
         optimizer([torch.zeros(1, requires_grad=True)], **kwargs)
@@ -378,3 +375,48 @@ def remove_unused_run_dir(run_dir: str | Path, job_log: str = "train.log") -> bo
         return False
     shutil.rmtree(run_dir)
     return True
+
+
+# --- The command line: what Hydra rejects while composing, in one line ------------------------
+
+
+def check_overrides(overrides: list[str], config_dir: str | Path, config_name: str = "train") -> None:
+    """Compose the config with the command line's overrides as `python train.py` will, and raise
+    one ConfigError line for what Hydra would report in several: a mistyped key
+    (`prior.num_compnents=3`), an option a group does not have (`prior=foo`), a malformed override."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    def compose_with(chosen: list[str]) -> DictConfig:
+        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+            return compose(config_name, overrides=chosen)
+
+    def given(key: str) -> str:  # the override as typed on the command line
+        return next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), key)
+
+    try:
+        compose_with(overrides)
+    except OverrideParseException as error:
+        reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise ConfigError(f"{error.override} is not allowed: not a valid override ({reason})") from None
+    except MissingConfigException as error:
+        found = re.search(r"Could not find '(.+)/([^/']+)'", str(error))
+        if not (found and error.options):
+            raise ConfigError(" ".join(str(error).split("Config search path")[0].split())) from None
+        typed = given(found[1])
+        raise ConfigError(f"{typed} is not allowed: choose one of {', '.join(error.options)}") from None
+    except ConfigCompositionException as error:
+        found = re.match(r"Could not override '([^']+)'", str(error))
+        if not (found and "not in struct" in str(error.__cause__)):
+            raise ConfigError(" ".join(str(error).split())) from None
+        key = found[1]
+        parent, _, name = str(getattr(error.__cause__, "full_key", key)).rpartition(".")
+        try:  # the keys the parent has, from the config without this override
+            node = compose_with([o for o in overrides if o != given(key)])
+            keys = sorted(map(str, (OmegaConf.select(node, parent) if parent else node).keys()))
+        except Exception:  # noqa: BLE001 - the list is a courtesy
+            keys = []
+        where = parent or "the config"
+        listed = f" (its keys: {', '.join(k for k in keys if k not in ('hydra', '_target_'))})" if keys else ""
+        raise ConfigError(f"{given(key)} is not allowed: {where} has no key {name}{listed}; "
+                          f"to add a new key, write +{given(key).lstrip('+')}") from None  # fmt: skip

@@ -214,7 +214,7 @@ class BinarizedMNISTDataModule(InMemoryDataModule):
         folder = resolve_data_root(root)
         if not folder.is_dir():
             raise AmatFormatError(
-                f"dataset.root={str(root)!r}: no such folder (looked in {folder.resolve()}); it should hold "
+                f"dataset.root={str(root)!r} is not allowed: no such folder (looked in {folder.resolve()}); it should hold "
                 "binarized_mnist_{train,valid,test}.amat (see the README for where to get them)"
             )
         for split, suffix in AMAT_SPLITS.items():
