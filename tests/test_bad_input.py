@@ -108,6 +108,8 @@ BAD = [
     ("+trainer.min_epochs=-1", "trainer.min_epochs=-1", "integer >= 0"),
     ("trainer.devices=0", "trainer.devices=0", "positive integer, -1 (all)"),
     ("trainer.devices=abc", "trainer.devices='abc'", "positive integer, -1 (all)"),
+    ("trainer.devices=-1", "trainer.devices=-1", "on a CPU: a positive number of processes"),
+    ("trainer.devices=[0,1]", "trainer.devices=[0, 1]", "on a CPU: a positive number of processes"),
     ("trainer.accelerator=tpu", "trainer.accelerator='tpu'", "cpu, gpu, cuda, mps, auto"),
     ("+trainer.precision=8", "trainer.precision=8", "choose one of 32-true"),
     ("+trainer.precision=16-mixed", "trainer.precision='16-mixed'", "16-mixed needs a GPU"),

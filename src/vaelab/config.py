@@ -327,6 +327,8 @@ def _check_devices(value: Callable[[str], Any]) -> None:
             raise _error("trainer.devices", devices, f"this machine has {count} CUDA GPU(s): at most {count}, or -1 for all")
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise _error("trainer.accelerator", accelerator, "this machine has no Apple MPS device; use trainer=cpu")
+    if accelerator == "cpu" and not (_positive_int(devices) or devices == "auto"):
+        raise _error("trainer.devices", devices, 'on a CPU: a positive number of processes or "auto"')
     if accelerator == "cpu" and precision in ("16-mixed", "16", 16):
         raise _error("trainer.precision", precision, "on a CPU: 32-true, 64-true, bf16-mixed or bf16-true (16-mixed needs a GPU)")
 
