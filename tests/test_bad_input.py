@@ -26,6 +26,7 @@ BAD = [
     ("latent_dim=-3", "latent_dim=-3", "positive integer"),
     ("latent_dim=abc", "latent_dim='abc'", "positive integer"),
     ("latent_dim=2.5", "latent_dim=2.5", "positive integer"),
+    ("latent_dim=null", "latent_dim=null", "positive integer"),
     ("latent_dim=${nope}", "latent_dim='${nope}'", "cannot be resolved"),
     ("seed=-3", "seed=-3", "integer from 0 to 4294967295"),
     ("seed=4294967296", "seed=4294967296", "integer from 0 to 4294967295"),
@@ -41,7 +42,7 @@ BAD = [
     ("optimizer.lr=inf", "optimizer.lr=inf", "positive number"),
     ("optimizer._target_=torch.optim.Adamx", "optimizer._target_='torch.optim.Adamx'", "importable class"),
     ("optimizer._target_=torch.nn.ReLU", "optimizer._target_='torch.nn.ReLU'", "torch.optim.Optimizer"),
-    ("+optimizer.fused=true", "optimizer.fused=True", "torch.optim.Adamax has no argument fused"),
+    ("+optimizer.fused=true", "optimizer.fused=true", "torch.optim.Adamax has no argument fused"),
     ("+optimizer.betas=[1.5,0.9]", "optimizer={'lr': 0.001, 'betas': [1.5, 0.9]}", "Invalid beta parameter"),
     ("optimizer._target_=torch.optim.SGD +optimizer.momentum=-1", "optimizer={'lr': 0.001, 'momentum': -1}",
      "torch.optim.SGD rejects it: Invalid momentum"),
@@ -67,6 +68,7 @@ BAD = [
     ("prior=mog prior.init_scale=-1", "prior.init_scale=-1", "positive number"),
     ("prior=vamp prior.num_components=-2", "prior.num_components=-2", "positive integer"),
     ("prior=vamp prior.init=zeros", "prior.init='zeros'", "random, data"),
+    ("prior=vamp prior.init=null", "prior.init=null", "random, data"),
     ("prior=vamp prior.init=data prior.num_components=5000", "prior.num_components=5000", "at most 1000 with prior.init=data"),
     ("prior=vamp prior.init_std=0", "prior.init_std=0", "positive number"),
     ("prior=vamp prior.init_mean=nan", "prior.init_mean=nan", "finite number"),
@@ -126,8 +128,8 @@ BAD = [
     ("trainer.max_time=90min", "trainer.max_time='90min'", "DD:HH:MM:SS"),
     ("trainer.max_time=00:01:75:00", "trainer.max_time='00:01:75:00'", "DD:HH:MM:SS"),
     ("+trainer.strategy=ddp_magic", "trainer.strategy='ddp_magic'", "Lightning's strategies"),
-    ("+trainer.enable_checkpointing=false", "trainer.enable_checkpointing=False", "must be true"),
-    ("+trainer.logger=false", "trainer.logger=False", "vaelab sets it itself"),
+    ("+trainer.enable_checkpointing=false", "trainer.enable_checkpointing=false", "must be true"),
+    ("+trainer.logger=false", "trainer.logger=false", "vaelab sets it itself"),
     ("+trainer.max_epoch=5", "trainer.max_epoch=5", "pytorch_lightning.Trainer has no argument max_epoch"),
 ]  # fmt: skip
 
@@ -261,7 +263,7 @@ CLI = [
      "1000 with prior.init=data (the training split has 1000 examples to copy); or prior.init=random"),
     ("latent_dim=abc", "error: latent_dim='abc' is not allowed: must be a positive integer"),
     ("figures.enabled=maybe", "error: figures.enabled='maybe' is not allowed: must be true or false"),
-    ("+optimizer.fused=true", "error: optimizer.fused=True is not allowed: torch.optim.Adamax has no argument fused "
+    ("+optimizer.fused=true", "error: optimizer.fused=true is not allowed: torch.optim.Adamax has no argument fused "
      "(it takes lr, betas, eps, weight_decay, foreach, maximize, differentiable, capturable)"),
     ("prior.num_compnents=3", "error: prior.num_compnents=3 is not allowed: prior has no key num_compnents (its keys: "
      "latent_dim); to add a new key, write +prior.num_compnents=3"),

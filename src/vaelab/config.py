@@ -188,7 +188,8 @@ TRAINER_RESERVED = ("callbacks", "logger")
 
 
 def _error(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+    shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)  # as typed
+    return ConfigError(f"{key}={shown} is not allowed: {allowed}")
 
 
 def check_config(cfg: DictConfig, machine: bool = True, files: bool = True) -> None:
@@ -205,8 +206,10 @@ def check_config(cfg: DictConfig, machine: bool = True, files: bool = True) -> N
             raise _error(key, raw, f"cannot be resolved ({str(error).splitlines()[0]})") from None
         return OmegaConf.to_container(found, resolve=True) if isinstance(found, (DictConfig, ListConfig)) else found
 
-    def present(key: str) -> bool:
-        return OmegaConf.select(cfg, key, default=KeyError, throw_on_resolution_failure=False) is not KeyError
+    def present(key: str) -> bool:  # the key exists (its value may be null, or fail to resolve)
+        parent, _, last = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg
+        return isinstance(node, DictConfig) and last in node.keys()
 
     for keys, ok, allowed in (
         (POSITIVE_INTS, _positive_int, "a positive integer"),
@@ -214,10 +217,10 @@ def check_config(cfg: DictConfig, machine: bool = True, files: bool = True) -> N
         (NON_NEGATIVE_INTS, _non_negative_int, "an integer >= 0"),
     ):
         for key in keys:
-            if value(key) is not None and not ok(value(key)):
+            if present(key) and not ok(value(key)):
                 raise _error(key, value(key), f"must be {allowed}")
     for key, allowed in CHOICES.items():
-        if value(key) is not None and value(key) not in allowed:
+        if present(key) and value(key) not in allowed:
             raise _error(key, value(key), f"choose one of {', '.join(allowed)}")
     for key, (ok, allowed) in CHECKS.items():
         if present(key) and not ok(value(key)):
