@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 import vaelab
+import vaelab.data
 from vaelab.config import ConfigError, check_config, check_overrides, remove_unused_run_dir
 from vaelab.model import VAE, NonFiniteLossError
 
@@ -174,6 +175,16 @@ def test_more_gpus_than_the_machine_has_is_one_line(make_cfg, tmp_path, monkeypa
     for devices, shown in (("4", "4"), ("[0,2]", "[0, 2]")):
         with pytest.raises(ConfigError, match=rf"^trainer\.devices={re.escape(shown)} is not allowed: this machine has 2 CUDA GPU"):
             vaelab.run(make_cfg("trainer=gpu", f"trainer.devices={devices}"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_too_many_data_initialised_components_are_found_without_reading_the_data(make_cfg, tmp_path, monkeypatch):
+    def no_reading(self):
+        raise AssertionError("the data were read before the config was checked")
+
+    monkeypatch.setattr(vaelab.data.DigitsDataModule, "load", no_reading)
+    with pytest.raises(ConfigError, match=r"^prior\.num_components=1001 is not allowed: at most 1000 with prior\.init=data"):
+        vaelab.run(make_cfg("prior=vamp", "prior.init=data", "prior.num_components=1001"))
     assert not (tmp_path / "run").exists()
 
 
