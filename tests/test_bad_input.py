@@ -311,7 +311,8 @@ def test_a_bad_value_in_a_sweep_is_a_failed_job(tmp_path):
     assert result.returncode == 1
     (failed,) = tmp_path.glob("*/failed.json")
     assert failed.parent.name == "0_standard_seed-3"
-    assert json.loads(failed.read_text())["message"] == "seed=-3 is not allowed: must be an integer from 0 to 4294967295 (numpy's seed range)"
+    message = json.loads(failed.read_text())["message"]
+    assert message == "seed=-3 is not allowed: must be an integer from 0 to 4294967295 (numpy's seed range)"
     assert (tmp_path / "1_standard_seed1" / "metrics.json").is_file()  # the next job ran
 
 

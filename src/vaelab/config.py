@@ -275,7 +275,7 @@ def _check_known_keys(cfg: DictConfig, value: Callable[[str], Any]) -> None:
     for path, node in targets(cfg, ""):
         target = _locate(f"{path}._target_", value(f"{path}._target_"))
         if path == "optimizer" and not (inspect.isclass(target) and issubclass(target, torch.optim.Optimizer)):
-            raise _error("optimizer._target_", value("optimizer._target_"), "must name a torch.optim.Optimizer, e.g. torch.optim.Adam")
+            raise _error(f"{path}._target_", value(f"{path}._target_"), "must name a torch.optim.Optimizer, e.g. torch.optim.Adam")
         parameters = inspect.signature(target).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             continue
@@ -286,8 +286,9 @@ def _check_known_keys(cfg: DictConfig, value: Callable[[str], Any]) -> None:
             if path == "trainer" and key in TRAINER_RESERVED:
                 raise _error(f"trainer.{key}", value(f"trainer.{key}"), "vaelab sets it itself; remove the key")
             if key not in names:
-                takes = "it takes " + ", ".join(names) if len(names) <= 12 else f"see help({value(f'{path}._target_')}) for its arguments"
-                raise _error(f"{path}.{key}", value(f"{path}.{key}"), f"{value(f'{path}._target_')} has no argument {key} ({takes})")
+                name = value(f"{path}._target_")
+                takes = "it takes " + ", ".join(names) if len(names) <= 12 else f"see help({name}) for its arguments"
+                raise _error(f"{path}.{key}", value(f"{path}.{key}"), f"{name} has no argument {key} ({takes})")
 
 
 def _check_rules(value: Callable[[str], Any]) -> None:
