@@ -5,8 +5,10 @@ Everything lives in the installed package; this file only hands Hydra's config t
 """
 
 import sys
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from vaelab.resume import ResumeError, resume_argv
@@ -16,7 +18,7 @@ from vaelab.resume import ResumeError, resume_argv
 def main(cfg: DictConfig) -> float:
     import vaelab
     from vaelab import sweep
-    from vaelab.config import ConfigError
+    from vaelab.config import ConfigError, remove_unused_run_dir
     from vaelab.interrupt import TrainingInterrupted
     from vaelab.model import NonFiniteLossError
 
@@ -25,6 +27,8 @@ def main(cfg: DictConfig) -> float:
     try:
         metrics = vaelab.run(cfg)
     except (ConfigError, NonFiniteLossError, ResumeError) as error:
+        if isinstance(error, ConfigError):  # rejected before any work: leave no run directory behind
+            remove_unused_run_dir(HydraConfig.get().runtime.output_dir, f"{HydraConfig.get().job.name}.log")
         sys.exit(f"error: {error}")
     except TrainingInterrupted as error:
         sys.exit(error.exit_status)
@@ -33,7 +37,14 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     try:
-        sys.argv[1:] = resume_argv(sys.argv[1:])
+        sys.argv[1:] = resume_argv(sys.argv[1:])  # resume=<run>: the run's own command line
     except ResumeError as error:
         sys.exit(f"error: {error}")
+    if not any(arg.startswith("-") for arg in sys.argv[1:]):  # a single run; flags (-m, --cfg ...) go to Hydra
+        from vaelab.config import ConfigError, check_overrides
+
+        try:  # a mistyped key or option in one line, as for a bad value (Hydra's report takes several)
+            check_overrides(sys.argv[1:], Path(__file__).parent / "conf")
+        except ConfigError as error:
+            sys.exit(f"error: {error}")
     main()

@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from vaelab.config import ConfigError, check_config
 from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
 from vaelab.model import VAE
 
@@ -34,8 +35,20 @@ class EvaluationError(RuntimeError):
 def recorded_best(run_dir: Path) -> Path | None:
     """The checkpoint the run tested (`best_checkpoint` in its metrics.json), if it records one."""
     metrics_path = run_dir / "metrics.json"
-    recorded = json.loads(metrics_path.read_text()).get("best_checkpoint") if metrics_path.is_file() else None
+    try:
+        recorded = json.loads(metrics_path.read_text()).get("best_checkpoint") if metrics_path.is_file() else None
+    except (ValueError, AttributeError) as error:
+        raise EvaluationError(f"{metrics_path}: not a readable metrics file ({str(error).splitlines()[0]})") from None
     return run_dir / recorded if recorded else None
+
+
+def load_model(ckpt: Path) -> VAE:
+    """The VAE saved in `ckpt`; a truncated or foreign file is an EvaluationError naming it."""
+    try:
+        return VAE.load_from_checkpoint(ckpt, map_location="cpu")
+    except Exception as error:  # noqa: BLE001 - torch and Lightning raise many kinds for a bad file
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise EvaluationError(f"{ckpt}: not a readable vaelab checkpoint (truncated or corrupt? {reason})") from None
 
 
 def locate(path: Path) -> tuple[Path, Path]:
@@ -59,14 +72,22 @@ def locate(path: Path) -> tuple[Path, Path]:
 
 def load_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     """The run's config.yaml with `key=value` overrides; a key it lacks must be added as `+key=value`."""
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    try:
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+    except Exception as error:  # noqa: BLE001 - a YAML error of any kind
+        raise EvaluationError(f"{run_dir / 'config.yaml'}: not a readable config ({str(error).splitlines()[0]})") from None
     for override in overrides:
         key, sep, _ = override.partition("=")
         if not sep:
             raise EvaluationError(f"override {override!r} is not of the form key=value")
         if not key.startswith("+") and OmegaConf.select(cfg, key, default=KeyError) is KeyError:
             raise EvaluationError(f"override {override!r}: {key} is not in {run_dir / 'config.yaml'} (use +{key}=... to add it)")
-    return OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.removeprefix("+") for o in overrides]))
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.removeprefix("+") for o in overrides]))
+    try:  # the same checks as for training, except the GPUs (a run trained on one evaluates anywhere)
+        check_config(cfg, machine=False)
+    except ConfigError as error:
+        raise EvaluationError(str(error)) from None
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -78,13 +99,15 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         run_dir, ckpt = locate(args.path)
         cfg = load_config(run_dir, args.overrides)
-    except EvaluationError as error:
+        best = recorded_best(run_dir)
+        model = load_model(ckpt)
+        datamodule = instantiate(cfg.dataset.datamodule)
+        datamodule.setup("test")  # a malformed data file is one line too (a ConfigError)
+    except (EvaluationError, ConfigError) as error:
         parser.exit(2, f"evaluate.py: error: {error}\n")
-    best = recorded_best(run_dir)
     is_best = best is not None and ckpt.resolve() == best.resolve()
 
-    model = VAE.load_from_checkpoint(ckpt, map_location="cpu")
-    results = evaluate_test_set(model, instantiate(cfg.dataset.datamodule), cfg)
+    results = evaluate_test_set(model, datamodule, cfg)
     print(f"{ckpt}:")
     print(format_table(results))
     if args.json is not None:

@@ -128,6 +128,8 @@ class DigitsDataModule(InMemoryDataModule):
     """scikit-learn's bundled 8x8 digits (values 0..16), split by index like the blog post's code:
     the first 1000 images train, the next 350 validate, the last 447 test."""
 
+    SPLIT_SIZES = {"train": 1000, "val": 350, "test": 447}  # known before loading (vaelab.config)
+
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         from sklearn.datasets import load_digits
 
@@ -229,18 +231,31 @@ class BinarizedMNISTDataModule(InMemoryDataModule):
     keeps only the first `limit` images of each split (smoke tests), after that check.
     """
 
+    SPLIT_SIZES = MNIST_SIZES  # with check_sizes (vaelab.config checks prior.init=data against them)
+
     def __init__(self, root: str | Path, batch_size: int = 100, eval_batch_size: int = 1000,
                  check_sizes: bool = True, limit: int | None = None):  # fmt: skip
         super().__init__(batch_size, eval_batch_size)
         self.root, self.check_sizes, self.limit = root, check_sizes, limit
 
-    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        root = resolve_data_root(self.root)
-        if not root.is_dir():
+    @staticmethod
+    def check_files(root: str | Path) -> None:
+        """The folder and its three files exist (vaelab.config calls this at start-up; nothing is read)."""
+        folder = resolve_data_root(root)
+        if not folder.is_dir():
             raise AmatFormatError(
-                f"dataset.root={str(self.root)!r}: no such folder (looked in {root.resolve()}); it should hold "
+                f"dataset.root={str(root)!r} is not allowed: no such folder (looked in {folder.resolve()}); it should hold "
                 "binarized_mnist_{train,valid,test}.amat (see the README for where to get them)"
             )
+        for split, suffix in AMAT_SPLITS.items():
+            path = folder / f"binarized_mnist_{suffix}.amat"
+            if not path.is_file():
+                raise AmatFormatError(f"{path}: file not found (expected a binarized MNIST .amat file of shape "
+                                      f"({MNIST_SIZES[split]}, {NUM_PIXELS}))")  # fmt: skip
+
+    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        self.check_files(self.root)
+        root = resolve_data_root(self.root)
         splits = {}
         for split, suffix in AMAT_SPLITS.items():
             rows = MNIST_SIZES[split] if self.check_sizes else None

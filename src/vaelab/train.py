@@ -32,7 +32,7 @@ from vaelab.resume import INTERRUPTED_FILE, ResumeError, changed_keys
 def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> VAE:
     """A fresh VAE from a composed config. With `prior.init=data` the pseudo-inputs are copied
     from the training split of `datamodule` (built from the config when not given)."""
-    check_config(cfg)
+    check_config(cfg, machine=False, files=False)  # a model only: no trainer, no files read here
     node = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
     model = VAE(
         encoder=node("encoder"),
