@@ -228,7 +228,7 @@ COMPOSE_ERRORS = [
     ("prior=mog prior.num_compnents=3", "prior has no key num_compnents (its keys: init_scale, latent_dim, num_components)"),
     ("trainer.min_epochs=3", "trainer.min_epochs=3 is not allowed: trainer has no key min_epochs"),
     ("foo=1", "foo=1 is not allowed: the config has no key foo"),
-    ("prior=foo", "prior=foo is not allowed: choose one of flow, gtm, gtm_vamp, mog, standard, vamp"),
+    ("prior=foo", "prior=foo is not allowed: choose one of flow, gtm, gtm_vamp, lars, maf, mog, nsf, standard, vamp, vamp_data"),
     ("encoder=transformer", "encoder=transformer is not allowed: choose one of mlp"),
     ("latent_dim=[1,", "latent_dim=[1, is not allowed: not a valid override"),
 ]  # fmt: skip
@@ -300,7 +300,7 @@ def test_command_line_gpu_trainer_without_a_gpu(tmp_path):
 
 def test_unknown_prior_lists_the_available_ones(tmp_path):
     result = train("prior=foo", f"hydra.run.dir={tmp_path / 'run'}")
-    assert_one_line(result, "error: prior=foo is not allowed: choose one of flow, gtm, gtm_vamp, mog, standard, vamp")
+    assert_one_line(result, "error: prior=foo is not allowed: choose one of flow, gtm, gtm_vamp, lars, maf, mog, nsf, standard, vamp, vamp_data")
     assert not (tmp_path / "run").exists()
 
 
@@ -418,7 +418,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         return (rec * float("nan"), kl) if self.current_epoch >= 2 else (rec, kl)
 
     monkeypatch.setattr(VAE, "elbo_terms", poisoned_from_epoch_two)
-    cfg = make_cfg("trainer.max_epochs=5", "figures.enabled=false")
+    cfg = make_cfg("trainer.max_epochs=5", "figures.enabled=false", "checkpoint.last_every_seconds=0")
     with pytest.raises(NonFiniteLossError) as error:
         vaelab.run(cfg)
     message = str(error.value)
