@@ -20,7 +20,7 @@ INTERRUPTED_FILE = "interrupted.json"  # written when a signal stopped training 
 LAST = Path("checkpoints") / "last.ckpt"
 # Keys a resumed run may change: the budget, the device, and what is drawn, logged and evaluated.
 RESUMABLE_KEYS = ("trainer.max_epochs", "trainer.max_time", "trainer.accelerator", "trainer.devices",
-                  "trainer.enable_progress_bar", "eval.", "figures.", "log.")  # fmt: skip
+                  "trainer.enable_progress_bar", "checkpoint.", "eval.", "figures.", "log.")  # fmt: skip
 
 
 class ResumeError(ValueError):
