@@ -37,7 +37,8 @@ POSITIVE_INTS = [
     "early_stopping.patience",
     "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs",
 ]  # fmt: skip
-POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range"]
+POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range", "eval.exact_width"]
+EVEN_INTS = ["eval.exact_grid", "eval.exact_prior_grid"]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]
 CHOICES = {
     "prior.init": PSEUDO_INPUT_INITS,
@@ -67,6 +68,15 @@ def check_config(cfg: DictConfig) -> None:
         for key in keys:
             if value(key) is not None and not ok(value(key)):
                 raise ConfigError(f"{key}={value(key)!r} is not allowed: must be {allowed}")
+    for key in EVEN_INTS:
+        if value(key) is not None and not (_positive_int(value(key)) and value(key) % 2 == 0):
+            raise ConfigError(f"{key}={value(key)!r} is not allowed: must be an even positive integer")
+    exact = value("eval.exact")
+    if exact is not None and exact not in ("auto", True, False):
+        raise ConfigError(f"eval.exact={exact!r} is not allowed: choose one of auto, true, false")
+    if exact is True and value("latent_dim") > 2:
+        raise ConfigError(f"eval.exact=true is not allowed with latent_dim={value('latent_dim')}: "
+                          "the quadrature needs latent_dim <= 2 (auto skips it)")  # fmt: skip
     for key, allowed in CHOICES.items():
         if value(key) is not None and value(key) not in allowed:
             raise ConfigError(f"{key}={value(key)!r} is not allowed: choose one of {', '.join(allowed)}")
