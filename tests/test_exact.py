@@ -9,7 +9,8 @@ import torch
 from test_evaluate import PPCA
 from torch.distributions import Independent, Normal
 
-from vaelab.exact import exact_log_likelihood, log_window, trapezoid_log_weights, unit_grid
+from vaelab.exact import exact_log_likelihood, log_likelihood_table, log_window, trapezoid_log_weights, unit_grid
+from vaelab.nets import MLPDecoder
 
 f64 = dict(dtype=torch.float64)
 
@@ -92,3 +93,15 @@ def test_an_odd_or_tiny_grid_is_refused(grid):
     ppca = PPCA(latent_dim=1)
     with pytest.raises(ValueError, match="even integer"):
         exact_log_likelihood(ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, torch.zeros(10, 1, **f64), grid=grid)
+
+
+@pytest.mark.parametrize("likelihood", ["categorical", "bernoulli"])
+def test_the_likelihood_table_by_matrix_product_is_the_broadcast_log_prob(likelihood):
+    torch.manual_seed(0)
+    decoder = MLPDecoder(latent_dim=2, output_dim=12, hidden=16, likelihood=likelihood, num_levels=5)
+    levels = 5 if likelihood == "categorical" else 2
+    x, z = torch.randint(0, levels, (7, 12)).float(), torch.randn(9, 2)
+    table = log_likelihood_table(decoder, z, x)
+    assert table.shape == (9, 7)
+    torch.testing.assert_close(table, decoder(z[:, None, :]).log_prob(x))
+    torch.testing.assert_close(table[3, 5], decoder(z[3]).log_prob(x[5]))

@@ -138,8 +138,8 @@ def evaluate(
     num_latent_samples: int = 10000,
     batch_size: int = 1024,
     exact: bool | str = "auto",
-    exact_grid: int = 32,
-    exact_prior_grid: int = 256,
+    exact_grid: int = 24,
+    exact_prior_grid: int = 128,
     exact_width: float = 6.0,
 ) -> dict[str, Any]:
     """All test metrics for the inputs x (N, D), plus per-dimension `latent_stats`. Inputs go
