@@ -35,6 +35,12 @@ BAD = [
     ("kl_warmup_epochs=-1", "kl_warmup_epochs=-1", "integer >= 0"),
     ("eval.num_samples=0", "eval.num_samples=0", "positive integer"),
     ("eval.chunk_size=-5", "eval.chunk_size=-5", "positive integer"),
+    ("eval.exact_grid=15", "eval.exact_grid=15", "even positive integer"),
+    ("eval.exact_prior_grid=0", "eval.exact_prior_grid=0", "even positive integer"),
+    ("eval.exact_width=0", "eval.exact_width=0", "positive number"),
+    ("eval.exact=sometimes", "eval.exact='sometimes'", "auto, true, false"),
+    ("eval.exact=true latent_dim=3", "eval.exact=true", "latent_dim <= 2"),
+    ("prior=gtm prior.num_layers=0", "prior.num_layers=0", "positive integer"),
     ("trainer.max_time=90min", "trainer.max_time='90min'", "DD:HH:MM:SS"),
     ("trainer.max_time=00:01:75:00", "trainer.max_time='00:01:75:00'", "DD:HH:MM:SS"),
 ]
