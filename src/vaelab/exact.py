@@ -107,8 +107,9 @@ def exact_log_likelihood(
     chunk_size: int = 256,
     batch_size: int = 1024,
 ) -> dict[str, Tensor]:
-    """Per input: `log_px` (the quadrature) and `error` (the bound on |error| in nats, see the
-    module docstring); and the prior box `box_lo`, `box_hi` and its `tail_mass`. `grid` and
+    """Per input: `log_px` (the quadrature) and `error` (the error estimate in nats, an upper bound
+    on |error| once the coarser grids resolve the integrand; see the module docstring); and the
+    prior's box `box_lo`, `box_hi` and the prior mass outside it, `tail_mass`. `grid` and
     `prior_grid` are the numbers of intervals per dimension (even); `chunk_size` grid points go
     through the decoder at a time. Call under no_grad."""
     dim = prior_samples.shape[-1]
