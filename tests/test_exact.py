@@ -9,6 +9,7 @@ import torch
 from test_evaluate import PPCA
 from torch.distributions import Independent, Normal
 
+from vaelab.evaluate import evaluate
 from vaelab.exact import exact_log_likelihood, log_likelihood_table, log_window, trapezoid_log_weights, unit_grid
 from vaelab.nets import MLPDecoder
 
@@ -105,3 +106,20 @@ def test_the_likelihood_table_by_matrix_product_is_the_broadcast_log_prob(likeli
     assert table.shape == (9, 7)
     torch.testing.assert_close(table, decoder(z[:, None, :]).log_prob(x))
     torch.testing.assert_close(table[3, 5], decoder(z[3]).log_prob(x[5]))
+
+
+@pytest.mark.parametrize(("latent_dim", "exact", "present"), [(2, "auto", True), (1, True, True), (2, False, False), (3, "auto", False)])
+def test_evaluate_adds_the_exact_nll_when_asked_and_latent_dim_allows(latent_dim, exact, present):
+    ppca = PPCA(latent_dim=latent_dim, num_inputs=40)
+    torch.manual_seed(0)
+    m = evaluate(ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples=10, num_latent_samples=2000, exact=exact)
+    assert ("test/nll_exact" in m) == present and ("exact" in m) == present
+    if present:
+        assert m["test/nll_exact"] == pytest.approx(-ppca.log_px.mean().item(), abs=1e-4)
+        assert m["test/nll"] > m["test/nll_exact"]  # S = 10 from a worse proposal: above, on average
+
+
+def test_evaluate_refuses_exact_true_above_latent_dim_2():
+    ppca = PPCA(latent_dim=3, num_inputs=10)
+    with pytest.raises(ValueError, match="eval.exact=true needs latent_dim <= 2"):
+        evaluate(ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples=2, num_latent_samples=100, exact=True)
