@@ -27,6 +27,7 @@ from vaelab.evaluate import (
     importance_sampled_log_likelihood,
     sample_averages,
 )
+from vaelab.exact import exact_log_likelihood
 from vaelab.model import VAE
 
 SCRIPT = ROOT / "scripts" / "evaluate.py"
@@ -173,17 +174,47 @@ def test_a_run_logs_test_scalars_and_hparams_to_tensorboard(trained_run):
     events = EventAccumulator(str(trained_run[0] / "tensorboard"))
     events.Reload()
     assert {"test/nll", "test/mutual_info", "hp/test_nll", "hp/test_elbo", "hp/mutual_info", "hp/marginal_kl"} <= set(events.Tags()["scalars"])  # fmt: skip
+    assert {"test/nll_exact", "test/nll_exact_error", "hp/test_nll_exact"} <= set(events.Tags()["scalars"])
     assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     assert events.Scalars("test/nll")[-1].value == pytest.approx(trained_run[1]["test/nll"], rel=1e-6)
 
 
 def test_is_estimate_on_a_trained_model_improves_with_S(trained_model):
     model, x = trained_model
-    runs = {S: evaluate_model(model, x, seed=0, num_samples=S, chunk_size=50) for S in (1, 10, 100)}
+    runs = {S: evaluate_model(model, x, seed=0, num_samples=S, chunk_size=50, exact=False) for S in (1, 10, 100)}
     nll = [runs[S]["test/nll"] for S in (1, 10, 100)]
     assert nll == sorted(nll, reverse=True) and nll[0] - nll[-1] > 0.5
     assert runs[1]["test/nll"] == pytest.approx(-runs[1]["test/elbo"])  # one sample: IS = ELBO
     assert all(-run["test/nll"] >= run["test/elbo"] for run in runs.values())
+
+
+def test_a_run_at_latent_dim_2_reports_the_exact_likelihood_below_the_is_estimate(trained_run):
+    m = json.loads((trained_run[0] / "metrics.json").read_text())
+    print(f"exact NLL {m['test/nll_exact']:.3f} ± {m['test/nll_exact_error']:.1e}, IS (S=100) {m['test/nll']:.3f}")
+    assert 0 <= m["test/nll_exact_error"] < 0.1 and m["exact"]["max_error"] >= m["test/nll_exact_error"]
+    # S = 100: the IS NLL is above the exact one by its bias, a few tenths of a nat at most here
+    assert 0 < m["test/nll"] - m["test/nll_exact"] + m["test/nll_exact_error"] < 1.0
+    assert m["eval"]["exact"] == "auto" and m["exact"]["prior_tail_mass"] < 1e-4
+
+
+def test_is_estimate_approaches_the_exact_likelihood_from_above_as_S_grows(trained_model):
+    """Per example, gap = IS NLL - exact NLL. On average it is never below zero beyond Monte-Carlo
+    error and the quadrature's bound, it shrinks as S grows, and at S = 1000 it is zero within them."""
+    model, x = trained_model
+    x, prior = x[:150], model.prior_dist()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        exact = exact_log_likelihood(x, model.encode, model.decode, prior, prior.sample((10000,)))
+        bound = exact["error"].mean().item()
+        gaps, errors = [], []
+        for S in (1, 10, 100, 1000):
+            gap = exact["log_px"] - importance_sampled_log_likelihood(x, model.encode, model.decode, prior, S)
+            standard_error = (gap.std() / math.sqrt(len(gap))).item()
+            assert gap.mean() > -3 * standard_error - bound, f"S={S}: IS above the exact log p(x)"
+            gaps.append(gap.mean().item()), errors.append(standard_error)
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[0] > 0.5 and bound < 0.1, gaps
+    assert abs(gaps[3]) < 3 * errors[3] + bound, f"S=1000: IS - exact = {gaps[3]:.4f} ± {errors[3]:.4f}"
+    print(f"IS NLL - exact NLL for S = 1, 10, 100, 1000: {[round(g, 4) for g in gaps]} ± {[round(e, 4) for e in errors]}")
 
 
 def test_evaluation_is_seeded_and_leaves_the_global_random_stream_alone(trained_model):
@@ -194,8 +225,9 @@ def test_evaluation_is_seeded_and_leaves_the_global_random_stream_alone(trained_
     torch.manual_seed(123)
     second = evaluate_model(model, x[:50], seed=7, num_samples=10, chunk_size=4, num_latent_samples=500)
     assert torch.equal(torch.rand(3), after)
-    first["eval"].pop("seconds"), second["eval"].pop("seconds")
-    assert first == second
+    for run in (first, second):
+        run["eval"].pop("seconds"), run["eval"].pop("exact_seconds")
+    assert first == second and "test/nll_exact" in first
 
 
 @pytest.mark.slow  # about 20 s on 2 idle CPU cores: S * N = 2.2 million decoder passes
@@ -206,7 +238,7 @@ def test_S_5000_on_the_digits_test_set_is_chunked_and_takes_seconds(trained_run,
     model.decode = lambda z: shapes.append(tuple(z.shape)) or decode(z)  # record what the decoder sees
     try:
         start = time.perf_counter()
-        m = evaluate_model(model, x, seed=0, num_samples=5000, chunk_size=100)
+        m = evaluate_model(model, x, seed=0, num_samples=5000, chunk_size=100, exact=False)
         seconds = time.perf_counter() - start
     finally:
         del model.decode
@@ -232,7 +264,8 @@ def test_script_reproduces_metrics_json_and_takes_overrides(trained_run, tmp_pat
     evaluate = [sys.executable, str(SCRIPT), str(run_dir)]
     subprocess.run(evaluate, check=True, capture_output=True, text=True)
     after = json.loads((run_dir / "metrics.json").read_text())
-    before["eval"].pop("seconds"), after["eval"].pop("seconds")
+    for run in (before, after):
+        run["eval"].pop("seconds"), run["eval"].pop("exact_seconds")
     assert after == before  # same checkpoint, data and seed: the same numbers
 
     result = subprocess.run([*evaluate, "eval.num_samples=10"], check=True, capture_output=True, text=True)

@@ -495,9 +495,13 @@ def test_hydra_config_gives_documented_defaults(name):
         assert prior.u.std().item() == pytest.approx(0.15 * cfg.dataset.input_max, rel=0.1)
     elif name in ("gtm", "gtm_vamp"):
         assert isinstance(prior, GTMPrior if name == "gtm" else GTMVampPrior)
-        axis = torch.linspace(-1.0, 1.0, 4)
-        torch.testing.assert_close(prior.grid, torch.cartesian_prod(axis, axis))  # 4 x 4 over [-1, 1]^2
+        half_range = 10.0 if name == "gtm" else 1.0  # gtm: the wider grid of issue 12 (README, "GTM defaults")
+        axis = torch.linspace(-half_range, half_range, 4)
+        torch.testing.assert_close(prior.grid, torch.cartesian_prod(axis, axis))  # 4 x 4 grid
         assert prior.logits.shape == (16,)
+        if name == "gtm":  # two hidden layers of 64 units, then means and log-variances
+            linears = [layer for layer in prior.net if isinstance(layer, torch.nn.Linear)]
+            assert [(m.in_features, m.out_features) for m in linears] == [(2, 64), (64, 64), (64, 2 * latent_dim)]
     elif name == "flow":
         assert isinstance(prior, FlowPrior)
         assert len(prior.flow.transform.transforms) == 3

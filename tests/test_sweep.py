@@ -77,6 +77,23 @@ def test_report_has_mean_and_std_over_seeds_and_marks_the_best_of_each_column(tm
     assert grid.width >= 2 * 64 and grid.height >= 50  # two panels side by side
 
 
+def test_report_ranks_rows_by_the_exact_nll_and_bolds_its_best(tmp_path):
+    """The IS NLL and the exact NLL disagree on the order here; the rows follow the exact one."""
+    exact = {"standard": (98.0, 97.9), "mog": (97.8, 97.7), "flow": (97.9, 97.5)}  # prior: (IS, exact)
+    for p, (prior, (nll, nll_exact)) in enumerate(exact.items()):
+        metrics = {"test/nll": nll, "test/nll_exact": nll_exact, "test/nll_exact_error": 1e-4 * (p + 1)}
+        fake_job(tmp_path, p, prior, 1, metrics)
+    write_report(tmp_path)
+    rows = read_csv(tmp_path / "comparison.csv")
+    assert [row["prior"] for row in rows] == ["flow", "mog", "standard"]
+    assert [row["test/nll_exact_best"] for row in rows] == ["1", "0", "0"]
+    assert [row["test/nll_best"] for row in rows] == ["0", "1", "0"]
+    assert all(row["test/nll_exact_error_best"] == "0" for row in rows)  # an error is not a ranking
+    markdown = (tmp_path / "comparison.md").read_text()
+    assert "| prior | runs | NLL ↓ | exact NLL ↓ | quadrature error |" in markdown
+    assert "| flow | 1 | 97.90 | **97.50** | 0.0003 |" in markdown and "ranked by it" in markdown
+
+
 def test_report_lists_failed_and_unfinished_jobs_and_rows_of_other_swept_keys(tmp_path):
     fake_job(tmp_path, 0, "mog", 1, {"test/nll": 100.0}, extra=("latent_dim=2",))
     fake_job(tmp_path, 1, "mog", 2, error="training loss is nan at epoch 0", extra=("latent_dim=2",))

@@ -3,7 +3,8 @@
 `write_report(sweep_dir)` reads every job directory of `python train.py -m …` (its `.hydra/`
 record, `config.yaml`, and `metrics.json` or `failed.json`) and writes into the sweep directory
 
-    comparison.md    the table (best value of each column in bold), the picture, the failed jobs
+    comparison.md    the table (best value of each column in bold; rows ranked by the exact NLL where
+                     the runs have it, latent_dim <= 2), the picture, the failed jobs
     comparison.csv   the same numbers: <key>_mean, <key>_std, <key>_best per metric
     latent_grid.png  each row's latent figure (`latent.png` of its first completed job) side by side
 
@@ -29,9 +30,11 @@ from vaelab.resume import INTERRUPTED_FILE
 
 COMPLETED, FAILED, INTERRUPTED, MISSING = "completed", "failed", "interrupted", "no result"
 
-# (metrics.json key, column header, "min" or "max" is best, decimals). Columns no job has are left out.
+# (metrics.json key, column header, "min" or "max" is best or None, decimals). Columns no job has are left out.
 COLUMNS = [
     ("test/nll", "NLL", "min", 2),
+    ("test/nll_exact", "exact NLL", "min", 2),
+    ("test/nll_exact_error", "quadrature error", None, 4),
     ("test/elbo", "ELBO", "max", 2),
     ("test/kl", "KL", "min", 2),
     ("test/mutual_info", "I(x;z)", "max", 3),
@@ -42,6 +45,7 @@ COLUMNS = [
     ("epochs", "epochs", "min", 0),
     ("train_seconds", "train time (s)", "min", 1),
 ]
+RANK_KEY = "test/nll_exact"  # rows are ranked by it (lowest first) when some job has it
 # Config keys stated above the table.
 SETTINGS = ["latent_dim", "batch_size", "optimizer.lr", "eval.num_samples", "trainer.max_epochs", "early_stopping.patience"]
 
@@ -187,6 +191,8 @@ def summarize(rows: list[Row]) -> list[tuple]:
 def best_rows(rows: list[Row], column: tuple) -> set[int]:
     """Indices of the rows with the best mean in `column`, compared at the displayed precision."""
     key, _, better, decimals = column
+    if better is None:
+        return set()
     means = {i: round(row.stats[key][0], decimals) for i, row in enumerate(rows) if key in row.stats}
     means = {i: mean for i, mean in means.items() if math.isfinite(mean)}
     if not means:
@@ -207,7 +213,8 @@ def _runs(row: Row) -> str:
 
 def markdown_table(rows: list[Row], columns: list[tuple]) -> str:
     best = [best_rows(rows, column) for column in columns]
-    header = ["prior", "runs"] + [f"{title} {'↓' if better == 'min' else '↑'}" for _, title, better, _ in columns]
+    arrows = {"min": " ↓", "max": " ↑", None: ""}
+    header = ["prior", "runs"] + [f"{title}{arrows[better]}" for _, title, better, _ in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * len(columns)]
     for i, row in enumerate(rows):
         cells = [row.label if row.completed else f"{row.label} **(failed)**", _runs(row)]
@@ -242,6 +249,9 @@ def write_markdown(report: Report) -> None:
         "Mean ± standard deviation over the completed seeds of each row; ↓ lower is better, ↑ higher is better; "
         "the best value of each column is in **bold**. NLL = importance-sampled −log p(x) in nats; "
         "KL = I(x;z) + KL(q(z)‖p(z)); hole fraction = share of prior samples where q(z) is below its 1st percentile.",
+        *([] if not any(RANK_KEY in row.stats for row in rows) else [
+            "Exact NLL = −log p(x) by quadrature over the latent plane (latent_dim ≤ 2), with its quadrature error "
+            "bound; the rows are ranked by it, best first."]),  # fmt: skip
         "",
         markdown_table(rows, report.columns),
         "",
@@ -314,6 +324,8 @@ def write_report(sweep_dir: str | Path) -> Report:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (folders with config.yaml or .hydra/) found")
     rows = group(jobs)
     columns = summarize(rows)
+    if any(RANK_KEY in row.stats for row in rows):
+        rows.sort(key=lambda row: row.stats[RANK_KEY][0] if RANK_KEY in row.stats else math.inf)
     grid = write_latent_grid(rows, sweep_dir / "latent_grid.png")
     report = Report(sweep_dir, jobs, rows, columns, sweep_dir / "comparison.md", sweep_dir / "comparison.csv", grid)
     write_markdown(report)

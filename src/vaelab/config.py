@@ -56,7 +56,7 @@ POSITIVE_INTS = [
     "early_stopping.patience",
     "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs",
 ]  # fmt: skip
-POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range"]
+POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range", "eval.exact_width"]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]
 CHOICES = {
     "prior.init": PSEUDO_INPUT_INITS,
@@ -116,6 +116,9 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "prior.learnable_weights": (lambda v: isinstance(v, bool), "must be true or false"),
     "prior.learnable_inputs": (lambda v: isinstance(v, bool), "must be true or false"),
     "prior.ema_decay": (lambda v: _real(v) and 0 <= v < 1, "must be a number in [0, 1)"),
+    "eval.exact": (lambda v: v in ("auto", True, False), "choose one of auto, true, false"),
+    "eval.exact_grid": (lambda v: _positive_int(v) and v % 2 == 0, "must be an even positive integer"),
+    "eval.exact_prior_grid": (lambda v: _positive_int(v) and v % 2 == 0, "must be an even positive integer"),
     "checkpoint.last_every_seconds": (lambda v: _real(v) and v >= 0, "must be a number of seconds >= 0 (0: every epoch)"),
     "resume": (_optional(lambda v: isinstance(v, str) and bool(v)), "must be null or a run directory or checkpoint"),
     "dataset.input_dim": (_positive_int, "must be a positive integer"),
@@ -185,7 +188,8 @@ SAME_AS = {
 # Plain sections (no `_target_`): the keys they may hold.
 SECTIONS = {
     "early_stopping": ("monitor", "patience"),
-    "eval": ("num_samples", "chunk_size", "num_latent_samples"),
+    "eval": ("num_samples", "chunk_size", "num_latent_samples", "exact", "exact_grid", "exact_prior_grid",
+             "exact_width"),
     "figures": ("enabled", "every_n_epochs"),
     "checkpoint": ("last_every_seconds",),
 }
@@ -321,6 +325,9 @@ def _check_rules(value: Callable[[str], Any]) -> None:
     shape, input_dim = value("dataset.image_shape"), value("dataset.input_dim")
     if shape is not None and input_dim is not None and math.prod(shape) != input_dim:
         raise _error("dataset.image_shape", shape, f"must hold dataset.input_dim ({input_dim}) pixels")
+    if value("eval.exact") is True and value("latent_dim") > 2:
+        raise _error("eval.exact", True, f"with latent_dim={value('latent_dim')}: the quadrature needs latent_dim <= 2 "
+                     "(auto skips it)")  # fmt: skip
     if value("prior.learnable_inputs") is False and value("prior.init") != "data":
         raise _error("prior.learnable_inputs", False, f"with prior.init={value('prior.init')}: fixed pseudo-inputs "
                      "must be training inputs, prior.init=data")  # fmt: skip

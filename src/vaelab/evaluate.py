@@ -27,6 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
+from vaelab.exact import MAX_LATENT_DIM, exact_metrics
+
 Conditional = Callable[[Tensor], Distribution]
 # TensorBoard HPARAMS metrics: the columns that compare priors.
 HP_METRICS = {
@@ -34,7 +36,9 @@ HP_METRICS = {
     "hp/test_elbo": "test/elbo",
     "hp/mutual_info": "test/mutual_info",
     "hp/marginal_kl": "test/marginal_kl",
+    "hp/test_nll_exact": "test/nll_exact",  # latent_dim <= 2 only
 }
+EXACT_CHOICES = ("auto", True, False)
 
 
 def sample_averages(
@@ -133,14 +137,23 @@ def evaluate(
     chunk_size: int = 100,
     num_latent_samples: int = 10000,
     batch_size: int = 1024,
+    exact: bool | str = "auto",
+    exact_grid: int = 24,
+    exact_prior_grid: int = 128,
+    exact_width: float = 6.0,
 ) -> dict[str, Any]:
     """All test metrics for the inputs x (N, D), plus per-dimension `latent_stats`. Inputs go
     `batch_size` at a time, so memory holds chunk_size * batch_size latent points (and the
-    decoder's and prior's outputs for them). Call it under no_grad and a seed (`evaluate_model`)."""
+    decoder's and prior's outputs for them). Call it under no_grad and a seed (`evaluate_model`).
+    With `exact` ("auto": when latent_dim <= 2) the quadrature `test/nll_exact` is added
+    (`vaelab.exact`, with `exact_grid` and `exact_prior_grid` intervals and boxes of ±exact_width
+    posterior standard deviations); it draws no random numbers."""
     settings = {"num_samples": num_samples, "chunk_size": chunk_size, "num_latent_samples": num_latent_samples}
     for key, value in settings.items():
         if not (isinstance(value, int) and value > 0):
             raise ValueError(f"eval.{key}={value!r} is not allowed: must be a positive integer")
+    if exact not in EXACT_CHOICES:
+        raise ValueError(f"eval.exact={exact!r} is not allowed: choose one of auto, true, false")
     parts = [sample_averages(batch, encode, decode, prior, num_samples, chunk_size) for batch in x.split(batch_size)]
     log_px, rec, log_pz, log_qzx = (torch.cat([p[key] for p in parts]) for key in ("log_px", "rec", "log_pz", "log_qzx"))
     kl = (log_qzx - log_pz).mean()
@@ -177,10 +190,19 @@ def evaluate(
         metrics["test/prior_log_z_stderr"] = prior.log_z_stderr
     stats = {"q_mean": q_z.mean, "q_var": q_z.variance, "prior_mean": prior_mean, "prior_var": prior_var}
     stats["activity"] = q_z.activity
-    return {
+    results = {
         **{key: value.item() for key, value in metrics.items()},
         "latent_stats": {key: value.tolist() for key, value in stats.items()},
     }
+    latent_dim = z_p.shape[-1]
+    if exact is True and latent_dim > MAX_LATENT_DIM:
+        raise ValueError(f"eval.exact=true needs latent_dim <= {MAX_LATENT_DIM}, got {latent_dim}: use auto or false")
+    if exact and latent_dim <= MAX_LATENT_DIM:
+        grids = {"grid": exact_grid, "prior_grid": exact_prior_grid, "width": float(exact_width)}
+        start = time.perf_counter()
+        results.update(exact_metrics(x, encode, decode, prior, z_p, **grids, chunk_size=chunk_size, batch_size=batch_size))
+        results["exact"]["seconds"] = round(time.perf_counter() - start, 2)
+    return results
 
 
 def evaluate_model(model, x: Tensor, seed: int, **settings: int) -> dict[str, Any]:
@@ -196,8 +218,10 @@ def evaluate_model(model, x: Tensor, seed: int, **settings: int) -> dict[str, An
         metrics = evaluate(x.to(device), model.encode, model.decode, model.prior_dist(), **settings)
     model.train(was_training)
     seconds = round(time.perf_counter() - start, 2)
-    return {**metrics, "eval": {**settings, "seed": seed, "num_inputs": x.shape[0], "seconds": seconds,
-                                "device": device.type}}
+    timing = {"seconds": seconds, "device": device.type}
+    if "exact" in metrics:  # the quadrature's share of the time, recorded with the settings
+        timing["exact_seconds"] = metrics["exact"].pop("seconds")
+    return {**metrics, "eval": {**settings, "seed": seed, "num_inputs": x.shape[0], **timing}}
 
 
 def evaluate_test_set(model, datamodule, cfg: DictConfig) -> dict[str, Any]:
@@ -218,8 +242,18 @@ def log_evaluation(logger, cfg: DictConfig, metrics: dict[str, Any], step: int) 
         if key.startswith("test/") and key != "test/loss":
             logger.experiment.add_scalar(key, value, step)
     params = OmegaConf.to_container(cfg, resolve=True)
-    logger.log_hyperparams(params, metrics={hp: metrics[key] for hp, key in HP_METRICS.items()}, step=step)
+    hp_metrics = {hp: metrics[key] for hp, key in HP_METRICS.items() if key in metrics}
+    logger.log_hyperparams(params, metrics=hp_metrics, step=step)
     logger.finalize("success")
+
+
+def exact_rows(m: dict[str, Any], row: Callable) -> list[str]:
+    """The console line of the quadrature, if it ran."""
+    if "test/nll_exact" not in m:
+        return []
+    gap = m["test/nll"] - m["test/nll_exact"]
+    return [row("-log p(x) exact (quadrature)", m["test/nll_exact"], f"± {m['test/nll_exact_error']:.1e}; "
+                f"IS - exact = {gap:.3f}; {m['eval'].get('exact_seconds', 0):.1f}s")]  # fmt: skip
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -234,6 +268,7 @@ def format_table(metrics: dict[str, Any]) -> str:
         f"vaelab eval: {run['num_inputs']} test inputs, S={run['num_samples']} importance samples "
         f"(chunks of {run['chunk_size']}), seed {run['seed']}, {run['seconds']:.1f}s",
         row("-log p(x) [nats]", m["test/nll"], f"{m['test/bpd']:.4f} bits/dim"),
+        *exact_rows(m, row),
         row("ELBO = REC - KL", m["test/elbo"], f"= {num(m['test/rec'])} - {num(m['test/kl'])}"),
         row("KL = CE[q(z)||p(z)] - H[q(z|x)]", m["test/kl"], f"= {num(m['test/cross_entropy'])} - {num(m['test/entropy'])}"),
         row("KL = I(x;z) + KL(q(z)||p(z))", m["test/kl"], f"= {num(m['test/mutual_info'])} + {num(m['test/marginal_kl'])}"

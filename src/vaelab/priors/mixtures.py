@@ -88,10 +88,14 @@ class GTMPrior(nn.Module):
         grid_range: float = 1.0,
         hidden: int = 64,
         learnable_weights: bool = True,
+        num_layers: int = 1,
     ):
         super().__init__()
         self.register_buffer("grid", square_grid(grid_side, grid_range))
-        self.net = nn.Sequential(nn.Linear(2, hidden), nn.LeakyReLU(), nn.Linear(hidden, 2 * latent_dim))
+        layers: list[nn.Module] = []
+        for width in [2] + [hidden] * (num_layers - 1):  # num_layers hidden layers of `hidden` units
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 2 * latent_dim))
         add_mixing_logits(self, grid_side**2, learnable_weights)
 
     def component_means(self, encoder: nn.Module | None = None) -> torch.Tensor:
