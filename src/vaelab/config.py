@@ -329,8 +329,8 @@ def _check_rules(value: Callable[[str], Any]) -> None:
         raise _error("eval.exact", True, f"with latent_dim={value('latent_dim')}: the quadrature needs latent_dim <= 2 "
                      "(auto skips it)")  # fmt: skip
     if value("prior.learnable_inputs") is False and value("prior.init") != "data":
-        raise _error("prior.learnable_inputs", False, f"with prior.init={value('prior.init')}: fixed pseudo-inputs "
-                     "must be training inputs, prior.init=data")  # fmt: skip
+        raise ConfigError(f"prior.learnable_inputs=false is not allowed with prior.init={value('prior.init')}: "
+                          "fixed pseudo-inputs must be training inputs, prior.init=data")  # fmt: skip
     if str(value("prior._target_") or "").endswith("FlowPrior") and value("latent_dim") < 2:
         raise _error("latent_dim", value("latent_dim"), "prior=flow needs latent_dim >= 2 (its coupling layers split z in two)")
 
