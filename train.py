@@ -1,6 +1,7 @@
 """Train one VAE: `python train.py prior=vamp latent_dim=2`; sweep: `python train.py -m prior=...`.
 
-Everything lives in the installed package; this file only hands Hydra's config to it.
+Everything lives in the installed package; this file only hands Hydra's config to it. It imports
+nothing heavy (torch, Lightning): `python train.py --cfg job` prints the config in a second.
 """
 
 import sys
@@ -10,8 +11,7 @@ from omegaconf import DictConfig
 
 import vaelab
 from vaelab import sweep
-from vaelab.config import ConfigError
-from vaelab.model import NonFiniteLossError
+from vaelab.errors import ConfigError, NonFiniteLossError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -10,12 +10,9 @@ from numbers import Integral, Real
 
 from omegaconf import DictConfig, OmegaConf
 
+from vaelab.errors import ConfigError  # noqa: F401 - defined there, imported from here too
 from vaelab.nets import ACTIVATIONS, LIKELIHOODS
 from vaelab.priors import PSEUDO_INPUT_INITS
-
-
-class ConfigError(ValueError):
-    """A config value is out of range or not one of the allowed choices."""
 
 
 def _positive_int(value) -> bool:

@@ -16,9 +16,7 @@ from hydra.utils import instantiate
 from pytorch_lightning.callbacks import EarlyStopping
 from torch.distributions import Distribution
 
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+from vaelab.errors import NonFiniteLossError
 
 
 class VAE(pl.LightningModule):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import torch
-import zuko
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
@@ -218,6 +217,8 @@ class FlowPrior(nn.Module):
 
     def __init__(self, latent_dim: int, num_layers: int = 3, hidden: int = 256):
         super().__init__()
+        import zuko  # here, not at the top: importing it takes a second
+
         self.flow = zuko.flows.RealNVP(features=latent_dim, transforms=num_layers, hidden_features=(hidden, hidden))
 
     def forward(self, encoder: nn.Module | None = None) -> Distribution:
