@@ -32,7 +32,7 @@ POSITIVE_INTS = [
     "encoder.hidden", "encoder.num_layers", "decoder.hidden", "decoder.num_layers",
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
     "early_stopping.patience",
-    "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs",
+    "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs", "log.every_n_epochs",
 ]  # fmt: skip
 POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range"]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]
@@ -41,6 +41,7 @@ CHOICES = {
     "decoder.likelihood": LIKELIHOODS,
     "encoder.activation": ACTIVATIONS,
     "decoder.activation": ACTIVATIONS,
+    "log.progress_bar": ("auto", True, False),
 }
 
 
@@ -66,7 +67,7 @@ def check_config(cfg: DictConfig) -> None:
                 raise ConfigError(f"{key}={value(key)!r} is not allowed: must be {allowed}")
     for key, allowed in CHOICES.items():
         if value(key) is not None and value(key) not in allowed:
-            raise ConfigError(f"{key}={value(key)!r} is not allowed: choose one of {', '.join(allowed)}")
+            raise ConfigError(f"{key}={value(key)!r} is not allowed: choose one of {', '.join(map(str, allowed))}")
     if value("decoder.likelihood") == "categorical" and not (_positive_int(value("decoder.num_levels")) and value("decoder.num_levels") >= 2):
         raise ConfigError(f"decoder.num_levels={value('decoder.num_levels')!r} is not allowed: must be an integer >= 2")
     if value("trainer.max_time") is not None and not _duration(value("trainer.max_time")):

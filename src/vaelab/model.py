@@ -30,7 +30,8 @@ class VAE(pl.LightningModule):
         image_shape: list[int] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        # Stored in checkpoints, not sent to the loggers: they get `vaelab.tracking.run_hparams`.
+        self.save_hyperparameters(logger=False)
         self.encoder = instantiate(encoder)
         self.decoder = instantiate(decoder)
         self.prior = instantiate(prior)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -13,13 +14,16 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from vaelab import tracking
 from vaelab.callbacks import LatentFigures
 from vaelab.config import check_config
 from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
+from vaelab.logs import EpochLog, use_progress_bar
 from vaelab.model import VAE, WarmupEarlyStopping
+
+log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> VAE:
@@ -41,6 +45,33 @@ def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> 
         datamodule.setup("fit")
         model.prior.init_from_data(datamodule.splits["train"][0])
     return model
+
+
+def loggers(cfg: DictConfig) -> list:
+    """The experiment trackers of the `logger` group, told the run's hyperparameters at once
+    (the `hp/` metrics follow at the end, from `log_evaluation`)."""
+    trackers = tracking.build_loggers(cfg)
+    tracking.log_hparams(trackers, tracking.run_hparams(cfg))
+    return trackers
+
+
+def reporting_callbacks(cfg: DictConfig, run_dir: Path, progress_bar: bool) -> list[pl.Callback]:
+    """What the run shows and draws while it trains: the epoch lines and the figures."""
+    callbacks: list[pl.Callback] = [EpochLog(cfg.log.every_n_epochs, terminal=progress_bar, monitor=cfg.early_stopping.monitor)]
+    if cfg.figures.enabled:
+        callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
+    return callbacks
+
+
+def summary(cfg: DictConfig, metrics: dict, run_dir: Path) -> str:
+    """The last line of a run: what it trained, and the test NLL and ELBO of the evaluation."""
+    best_val = "none (no validation ran)" if metrics["best_val_loss"] is None else f"{metrics['best_val_loss']:.3f}"
+    prior = tracking.run_hparams(cfg)["prior"]
+    return (
+        f"vaelab: prior={prior} latent_dim={cfg.latent_dim} epochs={metrics['epochs']} best val/loss={best_val} "
+        f"test NLL={metrics['test/nll']:.3f} (S={metrics['eval']['num_samples']}) ELBO={metrics['test/elbo']:.3f} "
+        f"({metrics['train_seconds']:.1f}s training) → {run_dir}"
+    )
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -67,11 +98,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
     early_stopping = WarmupEarlyStopping(
         monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, warmup_epochs=cfg.kl_warmup_epochs
     )
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    callbacks = [checkpoint, latest, early_stopping]
-    if cfg.figures.enabled:
-        callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    progress_bar = use_progress_bar(cfg)
+    callbacks = [checkpoint, latest, early_stopping, *reporting_callbacks(cfg, run_dir, progress_bar)]
+    trackers = loggers(cfg)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=trackers or False,
+                                      enable_progress_bar=progress_bar)  # fmt: skip
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
@@ -90,14 +121,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         return metrics
     # `trainer.test` loaded the best checkpoint into `model`: IS log-likelihood, KL decomposition, holes.
     metrics.update(evaluate_test_set(model, datamodule, cfg))
-    log_evaluation(logger, cfg, metrics, step=trainer.current_epoch)
-    print(format_table(metrics))
+    log_evaluation(trackers, cfg, metrics, step=trainer.current_epoch)
+    log.info(format_table(metrics))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    best_val = "none (no validation ran)" if metrics["best_val_loss"] is None else f"{metrics['best_val_loss']:.3f}"
-    print(
-        f"vaelab: prior={cfg.prior._target_.rsplit('.', 1)[-1]} latent_dim={cfg.latent_dim} "
-        f"epochs={metrics['epochs']} best val/loss={best_val} "
-        f"test/loss={metrics.get('test/loss', float('nan')):.3f} ({train_seconds:.1f}s) → {run_dir}"
-    )
+    log.info(summary(cfg, metrics, run_dir))
     return metrics
 
