@@ -13,6 +13,7 @@ the training scalars; this module sends the rest the same way to each, so nothin
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Iterable
 
@@ -31,13 +32,16 @@ def build_loggers(cfg: DictConfig) -> list:
     node = cfg.get("logger")
     if not node:
         return []
+    if any(str(conf.get("tracking_uri", "")).startswith("file:") for conf in node.values() if conf is not None):
+        # MLflow 3 refuses its file store unless told: the file store is what a local run wants (no server).
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     return [instantiate(conf) for conf in node.values() if conf is not None]
 
 
 def option_name(class_path: str, suffix: str) -> str:
     """The config option for a class: "vaelab.priors.GTMVampPrior" → "gtm_vamp"."""
     name = class_path.rsplit(".", 1)[-1].removesuffix(suffix)
-    return re.sub(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z]{2})|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def _choices() -> tuple[dict[str, Any], list[str]]:
@@ -120,5 +124,8 @@ def _uint8(image: np.ndarray) -> np.ndarray:
 
 
 def finalize(loggers: Iterable, status: str = "success") -> None:
+    """Close every tracker's run: the next run in this process (a sweep job) starts its own."""
     for logger in loggers:
         logger.finalize(status)
+        if _kind(logger) == "WandbLogger":  # Lightning leaves the W&B run open
+            logger.experiment.finish()
