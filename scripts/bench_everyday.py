@@ -11,8 +11,11 @@ against a plain PyTorch loop, where the rest of the time goes, start-up, and the
 3. the whole default run: `python train.py` in a subprocess, wall clock (with `--full`).
 
 Every measurement is repeated `--repeats` times in alternation (round-robin), so drifting load on
-a shared machine hits every variant alike; ratios are of medians. Note the load (`uptime`) next to
-any figure you quote.
+a shared machine hits every variant alike; ratios are of medians. Each is given as wall-clock time
+and as CPU time (user + system of this process, or of the subprocess): on a machine that other
+jobs share, the CPU time hardly moves with their load while the wall clock can double, so the CPU
+ratios are the steadier ones (with one torch thread, `--threads 1`, they measure the same work).
+Note the load (printed at the start and the end) next to any figure you quote.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,6 +44,29 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 
+FIT: dict[str, tuple[float, float]] = {}  # the last `Trainer.fit`: (wall, CPU) seconds
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = clocks()
+    return wall - start[0], cpu - start[1]
+
+
+def timing_fit(fit):
+    def timed(self, *args, **kwargs):
+        start = clocks()
+        try:
+            return fit(self, *args, **kwargs)
+        finally:
+            FIT["last"] = since(start)
+
+    return timed
+
+
 def digits_config(run_dir: Path, epochs: int, *overrides: str):
     """The default config, `epochs` epochs (early stopping cannot end it sooner), a cheap evaluation
     (not part of the training time), and `overrides`."""
@@ -48,7 +75,7 @@ def digits_config(run_dir: Path, epochs: int, *overrides: str):
                                            "early_stopping.patience=100000", "eval.num_samples=10", *overrides])  # fmt: skip
 
 
-def plain_loop(cfg) -> float:
+def plain_loop(cfg) -> tuple[float, float]:
     """Seconds of a hand-written loop doing the default run's arithmetic: the same networks,
     batches (the data module's loaders, shuffled per epoch), optimizer, and a validation pass after
     every epoch (p(z) built once for it, as the model does)."""
@@ -56,7 +83,7 @@ def plain_loop(cfg) -> float:
     datamodule = instantiate(cfg.dataset.datamodule)
     datamodule.setup("fit")
     model = vaelab.build(cfg, datamodule)
-    start = time.perf_counter()
+    start = clocks()
     optimizer = model.configure_optimizers()
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
     for epoch in range(cfg.trainer.max_epochs):
@@ -74,10 +101,10 @@ def plain_loop(cfg) -> float:
             prior = model.prior_dist()
             losses = [(-(rec - kl)).sum() for rec, kl in (model.elbo_terms(x, prior) for x, _ in val_loader)]
             float(sum(losses))
-    return time.perf_counter() - start
+    return since(start)
 
 
-def bare_lightning(cfg) -> float:
+def bare_lightning(cfg) -> tuple[float, float]:
     """Seconds of `trainer.fit` of the same VAE with no callbacks, logger, checkpoints or bar."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.dataset.datamodule)
@@ -86,40 +113,57 @@ def bare_lightning(cfg) -> float:
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=cfg.trainer.max_epochs, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0)  # fmt: skip
-    start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
-    return time.perf_counter() - start
+    return FIT["last"]
 
 
-def vaelab_run(cfg, checkpoints: bool = True) -> float:
-    """`train_seconds` of `vaelab.run(cfg)`; without checkpoints, ModelCheckpoint saves nothing
+def vaelab_run(cfg, checkpoints: bool = True) -> tuple[float, float]:
+    """The `trainer.fit` of `vaelab.run(cfg)`; without checkpoints, ModelCheckpoint saves nothing
     (and the test runs on the last weights)."""
     if checkpoints:
-        return vaelab.run(cfg)["train_seconds"]
+        vaelab.run(cfg)
+        return FIT["last"]
     save, test = ModelCheckpoint._save_checkpoint, pl.Trainer.test
     ModelCheckpoint._save_checkpoint = lambda self, trainer, filepath: None
     pl.Trainer.test = lambda self, *args, ckpt_path=None, **kwargs: test(self, *args, **kwargs)
     try:
-        return vaelab.run(cfg)["train_seconds"]
+        vaelab.run(cfg)
+        return FIT["last"]
     finally:
         ModelCheckpoint._save_checkpoint, pl.Trainer.test = save, test
 
 
-def subprocess_seconds(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, "HYDRA_FULL_ERROR": "1"})  # fmt: skip
-    return time.perf_counter() - start
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def subprocess_seconds(command: list[str], output: Path | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of a command, its output to `output` (a file: not a terminal) or nowhere."""
+    start, cpu = time.perf_counter(), children_cpu()
+    with open(output or os.devnull, "w") as sink:
+        subprocess.run(command, cwd=ROOT, check=True, stdout=sink, stderr=subprocess.STDOUT,
+                       env={**os.environ, "HYDRA_FULL_ERROR": "1"})  # fmt: skip
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
-def median_line(name: str, values: list[float], reference: float | None = None, unit: str = "s") -> str:
-    ratio = f"{statistics.median(values) / reference:7.2f}x" if reference else ""
-    runs = ", ".join(f"{value:.2f}" for value in values)
-    return f"  {name:<44} {statistics.median(values):8.2f} {unit} {ratio:>8}   ({runs})"
+def median_line(name: str, values: list[tuple[float, float]], reference: tuple[float, float] | None = None) -> str:
+    """name, then for wall clock and CPU: the median seconds and its ratio to `reference`; the runs."""
+    cells = []
+    for kind in (0, 1):
+        median = statistics.median(value[kind] for value in values)
+        ratio = f"{median / reference[kind]:5.2f}x" if reference else ""
+        cells.append(f"{median:7.2f} s {ratio:>6}")
+    runs = " ".join(f"{wall:.1f}/{cpu:.1f}" for wall, cpu in values)
+    return f"  {name:<44} {cells[0]}   {cells[1]}   ({runs})"
+
+
+def medians(values: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
 
 
 def quietly(measure):
@@ -131,6 +175,7 @@ def quietly(measure):
 def main(args) -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
+    pl.Trainer.fit = timing_fit(pl.Trainer.fit)
     print(f"vaelab bench, everyday: digits, latent_dim 2, standard prior, {args.epochs} epochs; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.repeats} repeats in alternation")  # fmt: skip
     print(f"  at the start: {load()}", flush=True)
@@ -151,19 +196,19 @@ def main(args) -> None:
                 "vaelab, no figures": lambda: vaelab_run(cfg("nofig", "figures.enabled=false")),
                 "vaelab, no checkpoints saved": lambda: vaelab_run(cfg("nockpt"), checkpoints=False),
             })  # fmt: skip
-        times: dict[str, list[float]] = {name: [] for name in variants}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for rep in range(args.repeats):
             for name, measure in variants.items():
                 times[name].append(quietly(measure))
-        plain = statistics.median(times["plain PyTorch loop"])
-        print(f"\n  training, {args.epochs} epochs (median seconds, x plain loop, the runs):")
+        plain = medians(times["plain PyTorch loop"])
+        print(f"\n  training, {args.epochs} epochs: wall clock (x plain loop), CPU time (x plain loop), the runs wall/CPU")
         for name, values in times.items():
             print(median_line(name, values, plain), flush=True)
 
-        print("\n  start-up (subprocess wall clock):")
+        print("\n  start-up (subprocess): wall clock, CPU time")
         startup = {"python train.py --cfg job": [sys.executable, "train.py", "--cfg", "job"],
                    'python -c "import vaelab"': [sys.executable, "-c", "import vaelab"]}  # fmt: skip
-        seconds: dict[str, list[float]] = {name: [] for name in startup}
+        seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in startup}
         for _ in range(args.repeats):
             for name, command in startup.items():
                 seconds[name].append(subprocess_seconds(command))
@@ -171,8 +216,11 @@ def main(args) -> None:
             print(median_line(name, values), flush=True)
 
         if args.full:
-            print("\n  the whole default run (subprocess wall clock, output to a file):")
+            print("\n  the whole default run (subprocess, output to a file): wall clock, CPU time")
             full = [subprocess_seconds([sys.executable, "train.py", f"hydra.run.dir={tmp / f'full_{rep}'}",
-                                        *args.overrides]) for rep in range(args.repeats)]  # fmt: skip
+                                        *args.overrides], tmp / f"full_{rep}.out") for rep in range(args.repeats)]  # fmt: skip
             print(median_line("python train.py", full), flush=True)
+            output = (tmp / "full_0.out").read_bytes()
+            returns = output.count(b"\r")
+            print(f"  its output: {len(output) / 1024:.0f} KB, {returns} carriage returns")
     print(f"\n  at the end: {load()}")
