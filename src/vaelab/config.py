@@ -33,6 +33,7 @@ POSITIVE_INTS = [
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
     "early_stopping.patience",
     "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs", "log.every_n_epochs",
+    "log.refresh_rate",
 ]  # fmt: skip
 POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range"]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]

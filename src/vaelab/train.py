@@ -13,7 +13,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
 from vaelab import tracking
@@ -58,6 +58,8 @@ def loggers(cfg: DictConfig) -> list:
 def reporting_callbacks(cfg: DictConfig, run_dir: Path, progress_bar: bool) -> list[pl.Callback]:
     """What the run shows and draws while it trains: the epoch lines and the figures."""
     callbacks: list[pl.Callback] = [EpochLog(cfg.log.every_n_epochs, terminal=progress_bar, monitor=cfg.early_stopping.monitor)]
+    if progress_bar:  # redrawn every few steps, not at each: the bar's redraws cost as much as a digits step
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.log.get("refresh_rate", 1)))
     if cfg.figures.enabled:
         callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
     return callbacks
