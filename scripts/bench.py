@@ -17,6 +17,7 @@ Uses the real binarized MNIST when `--root` (default: the dataset config's) hold
 bits of the same shape, and says which.
 
     python scripts/bench.py                     # all of it, ~2 minutes on 2 CPU cores
+    python scripts/bench.py --mode everyday --threads 1 --full   # the default digits run instead (bench_everyday.py)
     python scripts/bench.py --threads 1 --steps 20 --priors standard vamp
     python scripts/bench.py optimizer.fused=false --priors standard vamp   # Hydra overrides first
 
