@@ -196,6 +196,8 @@ def main(args) -> None:
                 "vaelab, no figures": lambda: vaelab_run(cfg("nofig", "figures.enabled=false")),
                 "vaelab, no checkpoints saved": lambda: vaelab_run(cfg("nockpt"), checkpoints=False),
             })  # fmt: skip
+        # Untimed: the first run imports what a run uses lazily (matplotlib, the TensorBoard writer, ...).
+        quietly(lambda: vaelab_run(digits_config(tmp / "warmup", 2, *args.overrides)))
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for rep in range(args.repeats):
             for name, measure in variants.items():
