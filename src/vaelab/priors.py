@@ -16,6 +16,11 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
+# No argument checks in every Distribution built (a pass over each parameter tensor, several per step):
+# zuko switched them off for the whole process when imported here, and vaelab imports zuko only for
+# the flow now. A non-finite loss is caught by the training step, with the last finite metrics.
+Distribution.set_default_validate_args(False)
+
 PSEUDO_INPUT_INITS = ("random", "data")
 
 
