@@ -1,7 +1,8 @@
 """Train one VAE: `python train.py prior=vamp latent_dim=2`; sweep: `python train.py -m prior=...`;
 continue an interrupted run: `python train.py resume=<run directory>`.
 
-Everything lives in the installed package; this file only hands Hydra's config to it.
+Everything lives in the installed package; this file only hands Hydra's config to it. It imports
+nothing heavy (torch, Lightning): `python train.py --cfg job` prints the config in a second.
 """
 
 import sys
@@ -18,9 +19,9 @@ from vaelab.resume import ResumeError, resume_argv
 def main(cfg: DictConfig) -> float:
     import vaelab
     from vaelab import sweep
-    from vaelab.config import ConfigError, remove_unused_run_dir
+    from vaelab.config import remove_unused_run_dir
+    from vaelab.errors import ConfigError, NonFiniteLossError
     from vaelab.interrupt import TrainingInterrupted
-    from vaelab.model import NonFiniteLossError
 
     if sweep.in_multirun():  # a failed job is recorded in its directory; the other jobs go on
         return sweep.run_job(cfg)

@@ -17,6 +17,7 @@ Uses the real binarized MNIST when `--root` (default: the dataset config's) hold
 bits of the same shape, and says which.
 
     python scripts/bench.py                     # all of it, ~2 minutes on 2 CPU cores
+    python scripts/bench.py --mode everyday --threads 1 --full   # the default digits run instead (bench_everyday.py)
     python scripts/bench.py --threads 1 --steps 20 --priors standard vamp
     python scripts/bench.py optimizer.fused=false --priors standard vamp   # Hydra overrides first
     python scripts/bench.py --device cuda       # on a GPU
@@ -154,6 +155,12 @@ def time_prior(name: str, loader, warmup: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["paper", "everyday"], default="paper",
+                        help="paper: the step times above (default); everyday: the default digits run against a "
+                             "plain loop, its breakdown, start-up and the whole run (scripts/bench_everyday.py)")
+    parser.add_argument("--epochs", type=int, default=100, help="everyday: training epochs per measurement (100)")
+    parser.add_argument("--quick", action="store_true", help="everyday: only default, plain loop and bare Lightning")
+    parser.add_argument("--full", action="store_true", help="everyday: also time the whole `python train.py`")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement (50)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (5)")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many measurements (3)")
@@ -164,6 +171,11 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. encoder.hidden=500")
     args = parser.parse_args()
     OVERRIDES.extend(args.overrides)
+    if args.mode == "everyday":
+        import bench_everyday
+
+        torch.set_num_threads(args.threads)
+        return bench_everyday.main(args)
     global DEVICE
     DEVICE = torch.device(args.device)
     if DEVICE.type == "cuda" and not torch.cuda.is_available():

@@ -7,7 +7,7 @@
 
 The config is the run's `config.yaml` with the overrides merged in. With the same settings and
 seed the numbers in `metrics.json` are reproduced. For the run's best checkpoint (a run directory,
-or the checkpoint `metrics.json` names) the results go to `metrics.json` and TensorBoard;
+or the checkpoint `metrics.json` names) the results go to `metrics.json` and the run's experiment trackers (`logger`, TensorBoard by default);
 for any other checkpoint they are only printed. `--json FILE` writes the results (and the
 checkpoint's path) to FILE as well, for any checkpoint: e.g. a run stopped before its own test.
 """
@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from vaelab import tracking
 from vaelab.config import ConfigError, check_config
 from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
 from vaelab.model import VAE
@@ -116,8 +117,10 @@ def main(argv: list[str] | None = None) -> dict:
     if is_best:
         metrics_path = run_dir / "metrics.json"
         metrics = {**json.loads(metrics_path.read_text()), **results}
-        logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-        log_evaluation(logger, cfg, metrics, step=metrics.get("epochs") or 0)
+        # The run's trackers (`logger` in its config); runs from before the `logger` group had TensorBoard.
+        trackers = tracking.build_loggers(cfg) if "logger" in cfg else [
+            TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)]
+        log_evaluation(trackers, cfg, metrics, step=metrics.get("epochs") or 0)
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"updated {metrics_path}")
     return results

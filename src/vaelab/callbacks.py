@@ -9,8 +9,9 @@ Every `every_n_epochs` epochs (after validation) and once when training ends, on
     reconstructions test images (left) beside E[x | z = E[z|x]] (right)
     pseudo_inputs   the current pseudo-inputs of vamp and gtm_vamp priors
 
-go to TensorBoard (tags `latent/figure` and `images/<name>`; for latent_dim > 2 also the test
-latents with labels and thumbnails in the projector, tag `latent/test`) and to PNG files:
+go to the experiment trackers that keep images (`vaelab.tracking.log_image`: TensorBoard, MLflow,
+W&B; tags `latent/figure` and `images/<name>`; for latent_dim > 2 also the test latents with labels
+and thumbnails in TensorBoard's projector, tag `latent/test`) and to PNG files:
 `<run_dir>/figures/<name>_epochNNN.png` (NNN = epochs completed) and, at the end,
 `<run_dir>/<name>.png`.
 
@@ -27,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
 
 from vaelab import figures as F
+from vaelab import tracking
 from vaelab.config import ConfigError
 
 
@@ -133,7 +134,7 @@ class LatentFigures(pl.Callback):
         return x[: self.max_points], y[: self.max_points]
 
     def draw(self, trainer: pl.Trainer, model: pl.LightningModule, file_pattern: str, when: str) -> None:
-        """Draw everything, save it as `file_pattern.format(name=...)` and log it to TensorBoard.
+        """Draw everything, save it as `file_pattern.format(name=...)` and log it to the trackers.
         A picture that cannot be drawn (say, a diverged model's NaN latents) is a warning, not the
         end of the training run."""
         try:
@@ -167,13 +168,10 @@ class LatentFigures(pl.Callback):
         step = trainer.global_step
         self._last = step, files
 
-        writer = next((lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-        if writer is None:
-            return
         for name, image in pictures.items():
-            tag = "latent/figure" if name == "latent" else f"images/{name}"
-            writer.add_image(tag, image, step, dataformats="HWC" if image.ndim == 3 else "HW")
-        if mu.shape[-1] > 2:  # the projector, for what the PCA plane cannot show
+            tracking.log_image(trainer.loggers, "latent/figure" if name == "latent" else f"images/{name}", image, step)
+        writer = next((lg.experiment for lg in trainer.loggers if type(lg).__name__ == "TensorBoardLogger"), None)
+        if writer is not None and mu.shape[-1] > 2:  # TensorBoard's projector, for what the PCA plane cannot show
             # Thumbnails at their own size: the sprite is re-encoded at every step, and the projector scales it.
             thumbnails = F.to_unit(data[0], *data_range(model, x), image_shape) if image_shape else None
             writer.add_embedding(mu.cpu(), metadata=data[1].tolist(), global_step=step, tag="latent/test",

@@ -20,12 +20,9 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from vaelab.errors import ConfigError  # noqa: F401 - defined there, imported from here too
 from vaelab.nets import ACTIVATIONS, LIKELIHOODS
 from vaelab.priors import PSEUDO_INPUT_INITS
-
-
-class ConfigError(ValueError):
-    """A config value is out of range or not one of the allowed choices."""
 
 
 def _int(value) -> bool:
@@ -54,7 +51,8 @@ POSITIVE_INTS = [
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
     "prior.bins", "prior.truncation", "prior.num_samples", "prior.eval_samples",
     "early_stopping.patience",
-    "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs",
+    "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs", "log.every_n_epochs",
+    "log.refresh_rate",
 ]  # fmt: skip
 POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range", "eval.exact_width"]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]
@@ -63,6 +61,7 @@ CHOICES = {
     "decoder.likelihood": LIKELIHOODS,
     "encoder.activation": ACTIVATIONS,
     "decoder.activation": ACTIVATIONS,
+    "log.progress_bar": ("auto", True, False),
 }
 
 # The metric that early stopping and the best checkpoint follow (mode "min"): the module logs
@@ -192,6 +191,7 @@ SECTIONS = {
              "exact_width"),
     "figures": ("enabled", "every_n_epochs"),
     "checkpoint": ("last_every_seconds",),
+    "log": ("progress_bar", "refresh_rate", "every_n_epochs"),
 }
 # Trainer arguments vaelab passes itself.
 TRAINER_RESERVED = ("callbacks", "logger", "plugins")
@@ -231,7 +231,7 @@ def check_config(cfg: DictConfig, machine: bool = True, files: bool = True) -> N
                 raise _error(key, value(key), f"must be {allowed}")
     for key, allowed in CHOICES.items():
         if present(key) and value(key) not in allowed:
-            raise _error(key, value(key), f"choose one of {', '.join(allowed)}")
+            raise _error(key, value(key), f"choose one of {', '.join(map(str, allowed))}")
     for key, (ok, allowed) in CHECKS.items():
         if present(key) and not ok(value(key)):
             raise _error(key, value(key), allowed)

@@ -235,16 +235,18 @@ def evaluate_test_set(model, datamodule, cfg: DictConfig) -> dict[str, Any]:
     return evaluate_model(model, torch.cat(batches), seed=cfg.seed, batch_size=len(batches[0]), **settings)
 
 
-def log_evaluation(logger, cfg: DictConfig, metrics: dict[str, Any], step: int) -> None:
-    """Test scalars at `step`, and the config as TensorBoard HPARAMS with the `hp/` metrics, so runs
-    with different priors compare in one table. `logger` is a Lightning TensorBoardLogger."""
-    for key, value in metrics.items():
-        if key.startswith("test/") and key != "test/loss":
-            logger.experiment.add_scalar(key, value, step)
-    params = OmegaConf.to_container(cfg, resolve=True)
+def log_evaluation(loggers, cfg: DictConfig, metrics: dict[str, Any], step: int) -> None:
+    """Test scalars at `step` to every experiment tracker (Lightning loggers), and the run's
+    hyperparameters (`vaelab.tracking.run_hparams`) with the `hp/` metrics, so runs with different
+    priors compare in one table (TensorBoard's HPARAMS tab, MLflow's and W&B's run tables)."""
+    from vaelab import tracking
+
+    loggers = list(loggers) if isinstance(loggers, (list, tuple)) else [loggers]
+    scalars = {key: value for key, value in metrics.items() if key.startswith("test/") and key != "test/loss"}
+    tracking.log_scalars(loggers, scalars, step)
     hp_metrics = {hp: metrics[key] for hp, key in HP_METRICS.items() if key in metrics}
-    logger.log_hyperparams(params, metrics=hp_metrics, step=step)
-    logger.finalize("success")
+    tracking.log_hparams(loggers, tracking.run_hparams(cfg), metrics=hp_metrics, step=step)
+    tracking.finalize(loggers)
 
 
 def exact_rows(m: dict[str, Any], row: Callable) -> list[str]:

@@ -16,9 +16,7 @@ from hydra.utils import instantiate
 from pytorch_lightning.callbacks import EarlyStopping
 from torch.distributions import Distribution
 
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+from vaelab.errors import NonFiniteLossError
 
 
 class VAE(pl.LightningModule):
@@ -32,7 +30,8 @@ class VAE(pl.LightningModule):
         image_shape: list[int] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        # Stored in checkpoints, not sent to the loggers: they get `vaelab.tracking.run_hparams`.
+        self.save_hyperparameters(logger=False)
         self.encoder = instantiate(encoder)
         self.decoder = instantiate(decoder)
         self.prior = instantiate(prior)

@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from vaelab.config import ConfigError
+from vaelab.errors import ConfigError
 from vaelab.files import atomic_write_json
 from vaelab.resume import INTERRUPTED_FILE
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -15,18 +16,21 @@ import torch
 import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
+from vaelab import tracking
 from vaelab.callbacks import LatentFigures
 from vaelab.config import check_config
 from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
 from vaelab.files import atomic_write_json, atomic_write_text
 from vaelab.interrupt import (AtomicCheckpointIO, GracefulStop, LatestCheckpoint, RandomStreams, TrainingInterrupted,
                               requeue, write_interrupted)  # fmt: skip
+from vaelab.logs import EpochLog, use_progress_bar
 from vaelab.model import VAE, WarmupEarlyStopping
 from vaelab.resume import INTERRUPTED_FILE, ResumeError, changed_keys
+
+log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> VAE:
@@ -48,6 +52,35 @@ def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> 
         datamodule.setup("fit")
         model.prior.init_from_data(datamodule.splits["train"][0])
     return model
+
+
+def loggers(cfg: DictConfig, purge_step: int | None = None) -> list:
+    """The experiment trackers of the `logger` group, told the run's hyperparameters at once
+    (the `hp/` metrics follow at the end, from `log_evaluation`)."""
+    trackers = tracking.build_loggers(cfg, purge_step)
+    tracking.log_hparams(trackers, tracking.run_hparams(cfg))
+    return trackers
+
+
+def reporting_callbacks(cfg: DictConfig, run_dir: Path, progress_bar: bool) -> list[pl.Callback]:
+    """What the run shows and draws while it trains: the epoch lines and the figures."""
+    callbacks: list[pl.Callback] = [EpochLog(cfg.log.every_n_epochs, terminal=progress_bar, monitor=cfg.early_stopping.monitor)]
+    if progress_bar:  # redrawn every few steps, not at each: the bar's redraws cost as much as a digits step
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.log.get("refresh_rate", 1)))
+    if cfg.figures.enabled:
+        callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
+    return callbacks
+
+
+def summary(cfg: DictConfig, metrics: dict, run_dir: Path) -> str:
+    """The last line of a run: what it trained, and the test NLL and ELBO of the evaluation."""
+    best_val = "none (no validation ran)" if metrics["best_val_loss"] is None else f"{metrics['best_val_loss']:.3f}"
+    prior = tracking.run_hparams(cfg)["prior"]
+    return (
+        f"vaelab: prior={prior} latent_dim={cfg.latent_dim} epochs={metrics['epochs']} best val/loss={best_val} "
+        f"test NLL={metrics['test/nll']:.3f} (S={metrics['eval']['num_samples']}) ELBO={metrics['test/elbo']:.3f} "
+        f"({metrics['train_seconds']:.1f}s training) → {run_dir}"
+    )
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -83,13 +116,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     early_stopping = WarmupEarlyStopping(
         monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, warmup_epochs=cfg.kl_warmup_epochs
     )
-    # Resuming: events after the checkpoint's step (logged before a hard kill) are hidden, not doubled.
-    purge = {"purge_step": resume_from[1] + 1} if resume_from else {}
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False, **purge)
-    callbacks = [checkpoint, latest, early_stopping, RandomStreams(), GracefulStop(last)]
-    if cfg.figures.enabled:
-        callbacks.append(LatentFigures(run_dir, every_n_epochs=cfg.figures.every_n_epochs))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()])
+    progress_bar = use_progress_bar(cfg)
+    callbacks = [checkpoint, latest, early_stopping, RandomStreams(), GracefulStop(last),
+                 *reporting_callbacks(cfg, run_dir, progress_bar)]  # fmt: skip
+    # Resuming: TensorBoard hides events after the checkpoint's step (logged before a hard kill).
+    trackers = loggers(cfg, purge_step=resume_from[1] + 1 if resume_from else None)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=trackers or False,
+                                      enable_progress_bar=progress_bar, plugins=[AtomicCheckpointIO()])  # fmt: skip
 
     start = time.perf_counter()
     try:
@@ -116,16 +149,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
         return metrics
     # `trainer.test` loaded the best checkpoint into `model`: IS log-likelihood, KL decomposition, holes.
     metrics.update(evaluate_test_set(model, datamodule, cfg))
-    log_evaluation(logger, cfg, metrics, step=trainer.current_epoch)
-    print(format_table(metrics))
+    log_evaluation(trackers, cfg, metrics, step=trainer.current_epoch)
+    log.info(format_table(metrics))
     atomic_write_json(run_dir / "metrics.json", metrics)
     (run_dir / INTERRUPTED_FILE).unlink(missing_ok=True)  # the run is complete now
-    best_val = "none (no validation ran)" if metrics["best_val_loss"] is None else f"{metrics['best_val_loss']:.3f}"
-    print(
-        f"vaelab: prior={cfg.prior._target_.rsplit('.', 1)[-1]} latent_dim={cfg.latent_dim} "
-        f"epochs={metrics['epochs']} best val/loss={best_val} "
-        f"test/loss={metrics.get('test/loss', float('nan')):.3f} ({train_seconds:.1f}s) → {run_dir}"
-    )
+    log.info(summary(cfg, metrics, run_dir))
     return metrics
 
 

@@ -13,6 +13,8 @@ Reference: J. M. Tomczak, "Priors in VAEs" (blog post) and Tomczak & Welling, "V
 VampPrior", AISTATS 2018.
 """
 
+from torch.distributions import Distribution
+
 from vaelab.priors.base import Prior, add_mixing_logits, square_grid
 from vaelab.priors.encoder_based import PSEUDO_INPUT_INITS, GTMVampPrior, VampPrior
 from vaelab.priors.flows import FlowPrior, MAFPrior, NSFPrior
@@ -37,3 +39,8 @@ __all__ = [
     "diagonal_gaussian_mixture",
     "square_grid",
 ]
+
+# No argument checks in every Distribution built (a pass over each parameter tensor, several per
+# step): zuko switched them off for the whole process when it was imported with the priors, and
+# it is imported only where a flow is built now. A non-finite loss is caught by the training step.
+Distribution.set_default_validate_args(False)

@@ -7,7 +7,6 @@ feature an element-wise transform with learned parameters).
 
 from __future__ import annotations
 
-import zuko
 from torch import nn
 from torch.distributions import Distribution
 
@@ -21,6 +20,8 @@ class FlowPrior(nn.Module):
 
     def __init__(self, latent_dim: int, num_layers: int = 3, hidden: int = 256):
         super().__init__()
+        import zuko  # here, not at the top: importing it takes a second
+
         self.flow = zuko.flows.RealNVP(features=latent_dim, transforms=num_layers, hidden_features=(hidden, hidden))
 
     def forward(self, encoder: nn.Module | None = None) -> Distribution:
@@ -37,6 +38,8 @@ class MAFPrior(nn.Module):
 
     def __init__(self, latent_dim: int, num_layers: int = 3, hidden: int = 256):
         super().__init__()
+        import zuko  # here, not at the top: importing it takes a second
+
         self.flow = zuko.flows.MAF(features=latent_dim, transforms=num_layers, hidden_features=(hidden, hidden))
 
     def forward(self, encoder: nn.Module | None = None) -> Distribution:
@@ -50,6 +53,8 @@ class NSFPrior(nn.Module):
 
     def __init__(self, latent_dim: int, num_layers: int = 3, hidden: int = 256, bins: int = 8):
         super().__init__()
+        import zuko  # here, not at the top: importing it takes a second
+
         self.flow = zuko.flows.NSF(features=latent_dim, transforms=num_layers, hidden_features=(hidden, hidden), bins=bins)
 
     def forward(self, encoder: nn.Module | None = None) -> Distribution:

@@ -1,0 +1,60 @@
+"""What a run says: one line per epoch when the output is not a terminal (and in train.log), no
+progress bar there, and a summary line with the test NLL and the ELBO."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+
+import pytest
+
+import vaelab
+from vaelab.logs import use_progress_bar
+
+from conftest import ROOT, compose_config
+
+QUICK = ("figures.enabled=false", "eval.num_samples=10")
+EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+)  train/loss [\d.]+  val/loss [\d.]+ \(best [\d.]+\)  [\d.]+ s/epoch  [\d.]+ s$")
+
+
+def epoch_lines(text: str) -> list[int]:
+    return [int(match[1]) for line in text.splitlines() if (match := EPOCH_LINE.search(line))]
+
+
+def test_epoch_lines_every_n_epochs_and_the_last_one(make_cfg, caplog):
+    with caplog.at_level(logging.INFO, logger="vaelab"):
+        vaelab.run(make_cfg("trainer.max_epochs=5", "log.every_n_epochs=2", *QUICK))
+    assert epoch_lines(caplog.text) == [2, 4, 5]
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("vaelab: prior=standard")]
+    assert len(summary) == 1 and re.search(r"test NLL=[\d.]+ \(S=10\) ELBO=-[\d.]+", summary[0]), summary
+
+
+def test_progress_bar_only_on_a_terminal_unless_asked(monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    assert not use_progress_bar(compose_config())
+    assert use_progress_bar(compose_config("log.progress_bar=true"))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert use_progress_bar(compose_config())
+    assert not use_progress_bar(compose_config("log.progress_bar=false"))
+    assert not use_progress_bar(compose_config("trainer.enable_progress_bar=false"))
+
+
+@pytest.mark.slow
+def test_output_to_a_pipe_has_one_line_per_epoch_no_bar_and_train_log_has_the_same(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "trainer.max_epochs=3", "+trainer.limit_train_batches=4", *QUICK,
+         f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "\r" not in out and "it/s" not in out and "Epoch 0:" not in out  # no progress bar
+    assert epoch_lines(out) == [1, 2, 3]
+    log = (tmp_path / "train.log").read_text()
+    assert epoch_lines(log) == [1, 2, 3]
+    assert [line for line in out.splitlines() if EPOCH_LINE.search(line)] == [
+        line for line in log.splitlines() if EPOCH_LINE.search(line)]
+    assert re.search(r"vaelab: prior=standard .*test NLL=[\d.]+ \(S=10\) ELBO=-[\d.]+", out)
+    assert "test NLL=" in log
