@@ -184,3 +184,10 @@ def test_last_ckpt_is_written_by_time_and_at_the_end_and_best_holds_the_weights(
     assert best and not any(full for _, full in best), "best-*.ckpt holds the weights only"
     with pytest.raises(ResumeError, match=r"holds the weights only"):
         vaelab.run(compose_config("trainer=fast", f"run_dir={tmp_path}", f"resume={tmp_path / 'checkpoints' / best[-1][0]}"))
+
+
+def test_a_run_stopped_inside_an_epoch_leaves_its_final_state_in_last_ckpt(tmp_path):
+    vaelab.run(compose_config("trainer=fast", "trainer.max_epochs=5", "+trainer.max_steps=6", "figures.enabled=false",
+                              "eval.num_samples=5", "eval.num_latent_samples=100", f"run_dir={tmp_path}"))  # fmt: skip
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 6 and "optimizer_states" in state  # 4 steps per epoch: stopped in the second

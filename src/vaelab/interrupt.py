@@ -92,10 +92,9 @@ class LatestCheckpoint(ModelCheckpoint):
             super().on_train_epoch_end(trainer, pl_module)
             self._written = time.monotonic()
 
-    def on_train_end(self, trainer, pl_module) -> None:  # stopped in an epoch (trainer.max_time)
+    def on_train_end(self, trainer, pl_module) -> None:  # stopped in an epoch (trainer.max_time, max_steps)
         if self._last_global_step_saved != trainer.global_step:
-            trainer.save_checkpoint(self.dirpath / f"{self.filename}{self.FILE_EXTENSION}")
-            self._last_global_step_saved = trainer.global_step
+            self._save_checkpoint(trainer, str(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"))
 
 
 class TrainingInterrupted(Exception):
