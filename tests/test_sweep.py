@@ -268,3 +268,16 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_test_metrics(tmp_path
     assert ddp["test/nll"] == pytest.approx(single["test/nll"], abs=2.0)
     assert ddp["test/loss"] == pytest.approx(single["test/loss"], abs=3.0)
     assert ddp["test/elbo"] == pytest.approx(single["test/elbo"], abs=3.0)
+
+
+def test_an_infinite_value_in_a_job_gives_an_infinite_mean_not_a_crash():
+    from pathlib import Path
+
+    from vaelab.compare import Job, Row, summarize
+
+    jobs = [Job(Path(f"{i}_flow_seed{i}"), i, "flow", i, {}, "completed", metrics={"test/nll": 97.0 + i,
+            "test/nll_exact_error": value}) for i, value in enumerate([0.01, float("inf"), 0.02])]  # fmt: skip
+    (row,) = rows = [Row("flow", "", jobs)]
+    summarize(rows)
+    assert row.stats["test/nll"] == (98.0, 1.0)
+    assert row.stats["test/nll_exact_error"] == (float("inf"), None)

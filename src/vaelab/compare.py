@@ -182,9 +182,10 @@ def summarize(rows: list[Row]) -> list[tuple]:
         for key, *_ in columns:
             values = [_number(job.metrics.get(key)) for job in row.completed]
             values = [value for value in values if value is not None]
-            if values:
-                std = statistics.stdev(values) if len(values) > 1 else None
-                row.stats[key] = (statistics.fmean(values), std)
+            if values:  # an infinite value (say, a quadrature error that could not be bounded) stays infinite
+                finite = all(map(math.isfinite, values))
+                std = statistics.stdev(values) if len(values) > 1 and finite else None
+                row.stats[key] = (statistics.fmean(values) if finite else math.fsum(values) / len(values), std)
     return columns
 
 
