@@ -29,7 +29,8 @@ def test_bench_prints_epoch_times_ratios_the_vamp_floor_and_lightning_overhead(t
 def test_bench_everyday_prints_training_ratios_the_breakdown_and_start_up(tmp_path):
     result = subprocess.run(
         [sys.executable, "scripts/bench.py", "--mode", "everyday", "--epochs", "2", "--repeats", "1", "--threads", "1",
-         "+trainer.limit_train_batches=2", "figures.every_n_epochs=1"],
+         "+trainer.limit_train_batches=2", "figures.every_n_epochs=1", "eval.num_samples=10", "eval.exact=false",
+         "eval.num_latent_samples=100"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
