@@ -129,7 +129,7 @@ def test_six_prior_sweep_names_jobs_by_prior_and_writes_one_row_per_prior(tmp_pa
 
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [f"{i}_{p}_seed42" for i, p in enumerate(SIX_PRIORS)]
     rows = read_csv(tmp_path / "comparison.csv")
-    assert [row["prior"] for row in rows] == SIX_PRIORS
+    assert sorted(row["prior"] for row in rows) == sorted(SIX_PRIORS)  # ranked by the exact NLL at latent_dim 2
     for key in ("test/nll", "test/elbo", "test/kl", "test/mutual_info", "test/marginal_kl", "test/hole_fraction",
                 "test/active_units", "epochs", "train_seconds"):  # fmt: skip
         assert all(math.isfinite(float(row[f"{key}_mean"])) for row in rows), key
@@ -159,7 +159,7 @@ def test_a_failing_job_leaves_the_others_running_and_the_sweep_exits_nonzero(tmp
     assert failed_row["completed"] == "0" and failed_row["failed"] == "1" and failed_row["test/nll_mean"] == ""
     markdown = (tmp_path / "comparison.md").read_text()
     assert "| mog (optimizer.lr=1e+30) **(failed)** |" in markdown
-    assert "## Failed jobs" in markdown and "training loss is nan" in markdown
+    assert "## Jobs that did not complete" in markdown and "training loss is nan" in markdown
 
 
 @pytest.mark.slow
