@@ -313,7 +313,7 @@ def test_unknown_prior_lists_the_available_ones(tmp_path):
 @pytest.mark.slow
 def test_a_bad_value_in_a_sweep_is_a_failed_job(tmp_path):
     result = train("-m", "seed=-3,1", "trainer=fast", "trainer.max_epochs=1", "figures.enabled=false",
-                   "eval.num_samples=2", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+                   "eval.num_samples=2", "eval.exact=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
     assert result.returncode == 1
     (failed,) = tmp_path.glob("*/failed.json")
     assert failed.parent.name == "0_standard_seed-3"

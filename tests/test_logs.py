@@ -15,7 +15,7 @@ from vaelab.logs import use_progress_bar
 
 from conftest import ROOT, compose_config
 
-QUICK = ("figures.enabled=false", "eval.num_samples=10")
+QUICK = ("figures.enabled=false", "eval.num_samples=10", "eval.exact=false")
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+)  train/loss [\d.]+  val/loss [\d.]+ \(best [\d.]+\)  [\d.]+ s/epoch  [\d.]+ s$")
 
 

@@ -22,7 +22,7 @@ from conftest import compose_config
 
 # Early stopping (patience 2 after a 2-epoch KL warm-up) ends these runs before max_epochs.
 SETTINGS = ("trainer=fast", "trainer.max_epochs=40", "trainer.limit_train_batches=4", "early_stopping.patience=2",
-            "kl_warmup_epochs=2", "eval.num_samples=20", "eval.num_latent_samples=200",
+            "kl_warmup_epochs=2", "eval.num_samples=20", "eval.num_latent_samples=200", "eval.exact=false",
             "figures.every_n_epochs=3")  # fmt: skip
 VOLATILE = ("train_seconds", "eval")  # wall-clock times
 
@@ -177,7 +177,7 @@ def test_last_ckpt_is_written_by_time_and_at_the_end_and_best_holds_the_weights(
         save(self, checkpoint, path, storage_options)
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
-    vaelab.run(compose_config("trainer=fast", "trainer.max_epochs=5", "figures.enabled=false", "eval.num_samples=5",
+    vaelab.run(compose_config("trainer=fast", "trainer.max_epochs=5", "figures.enabled=false", "eval.num_samples=5", "eval.exact=false",
                               "eval.num_latent_samples=100", f"checkpoint.last_every_seconds={every_seconds}",
                               f"run_dir={tmp_path}"))  # fmt: skip
     assert [epoch for name, epoch, _ in written if name == "last.ckpt"] == expected
@@ -190,6 +190,6 @@ def test_last_ckpt_is_written_by_time_and_at_the_end_and_best_holds_the_weights(
 
 def test_a_run_stopped_inside_an_epoch_leaves_its_final_state_in_last_ckpt(tmp_path):
     vaelab.run(compose_config("trainer=fast", "trainer.max_epochs=5", "+trainer.max_steps=6", "figures.enabled=false",
-                              "eval.num_samples=5", "eval.num_latent_samples=100", f"run_dir={tmp_path}"))  # fmt: skip
+                              "eval.num_samples=5", "eval.num_latent_samples=100", "eval.exact=false", f"run_dir={tmp_path}"))  # fmt: skip
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 6 and "optimizer_states" in state  # 4 steps per epoch: stopped in the second

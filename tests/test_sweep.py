@@ -23,7 +23,8 @@ from vaelab.sweep import threads_per_job
 
 from conftest import ROOT, SIX_PRIORS
 
-TINY = ("trainer=fast", "figures.enabled=false", "eval.num_samples=10", "eval.num_latent_samples=1000")
+TINY = ("trainer=fast", "figures.enabled=false", "eval.num_samples=10", "eval.num_latent_samples=1000",
+        "eval.exact=false")
 
 
 def train(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -253,7 +254,7 @@ def test_a_datamodule_without_a_running_trainer_serves_whole_splits():
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_gives_the_single_process_test_metrics(tmp_path):
     budget = ("prior=vamp", "trainer.max_epochs=1", "+trainer.limit_train_batches=4", "trainer.enable_progress_bar=false",
-              "figures.enabled=false", "eval.num_samples=100", "eval.num_latent_samples=1000")  # fmt: skip
+              "figures.enabled=false", "eval.num_samples=100", "eval.num_latent_samples=1000", "eval.exact=false")  # fmt: skip
     metrics = {}
     for trainer in ("cpu", "ddp_cpu"):
         result = train(f"trainer={trainer}", *budget, f"hydra.run.dir={tmp_path / trainer}")

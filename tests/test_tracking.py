@@ -23,7 +23,7 @@ from vaelab.tracking import option_name, run_hparams
 
 from conftest import CONF, compose_config
 
-QUICK = ("trainer=fast", "eval.num_samples=10")
+QUICK = ("trainer=fast", "eval.num_samples=10", "eval.exact=false")
 PLUMBING = ("_target_", "run_dir", "datamodule", "input_dim", "root")
 
 

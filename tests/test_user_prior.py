@@ -45,7 +45,7 @@ latent_dim: ${latent_dim}
 df: 3.0
 """
 
-TINY = ("trainer=fast", "eval.num_samples=10", "eval.num_latent_samples=1000")
+TINY = ("trainer=fast", "eval.num_samples=10", "eval.num_latent_samples=1000", "eval.exact=false")
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_a_user_prior_trains_is_evaluated_and_drawn(user_dir):
     result = train(user_dir, "--config-dir", str(user_dir / "conf"), "prior=student_t", *TINY,
                    f"hydra.run.dir={run_dir}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "vaelab: prior=StudentTPrior" in result.stdout
+    assert "vaelab: prior=student_t" in result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and math.isfinite(metrics["test/nll"]) and math.isfinite(metrics["test/kl"])
     assert len(metrics["latent_stats"]["prior_var"]) == 2  # StudentT's closed-form variance, df = 3
@@ -86,6 +86,6 @@ def test_a_sweep_reports_a_user_prior_next_to_built_in_ones(user_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     with (sweep_dir / "comparison.csv").open() as handle:
         rows = {row["prior"]: row for row in csv.DictReader(handle)}
-    assert list(rows) == ["student_t", "standard", "vamp"]
+    assert sorted(rows) == ["standard", "student_t", "vamp"]
     assert all(math.isfinite(float(row["test/nll_mean"])) for row in rows.values())
     assert "\n| student_t |" in (sweep_dir / "comparison.md").read_text()
