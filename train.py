@@ -19,7 +19,7 @@ from vaelab.resume import ResumeError, resume_argv
 def main(cfg: DictConfig) -> float:
     import vaelab
     from vaelab import sweep
-    from vaelab.config import remove_unused_run_dir
+    from vaelab.cli import remove_unused_run_dir
     from vaelab.errors import ConfigError, NonFiniteLossError
     from vaelab.interrupt import TrainingInterrupted
 
@@ -42,7 +42,8 @@ if __name__ == "__main__":
     except ResumeError as error:
         sys.exit(f"error: {error}")
     if not any(arg.startswith("-") for arg in sys.argv[1:]):  # a single run; flags (-m, --cfg ...) go to Hydra
-        from vaelab.config import ConfigError, check_overrides
+        from vaelab.cli import check_overrides
+        from vaelab.errors import ConfigError
 
         try:  # a mistyped key or option in one line, as for a bad value (Hydra's report takes several)
             check_overrides(sys.argv[1:], Path(__file__).parent / "conf")

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 import vaelab
 import vaelab.data
-from vaelab.config import ConfigError, check_config, check_overrides, remove_unused_run_dir
+from vaelab.cli import check_overrides, remove_unused_run_dir
+from vaelab.config import ConfigError, check_config
 from vaelab.model import VAE, NonFiniteLossError
 
 from conftest import CONF, PRIORS, ROOT, compose_config

@@ -12,7 +12,6 @@ import importlib
 import inspect
 import math
 import re
-import shutil
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Callable
@@ -387,58 +386,3 @@ def _check_optimizer(value: Callable[[str], Any]) -> None:
     except Exception as error:  # noqa: BLE001 - whatever the optimizer says about its arguments
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise _error("optimizer", kwargs, f"{target} rejects it: {reason}") from None
-
-
-def remove_unused_run_dir(run_dir: str | Path, job_log: str = "train.log") -> bool:
-    """Remove the directory Hydra made for a run whose config was rejected, if it holds nothing
-    but Hydra's own files (`.hydra/` and the job log). True if it was removed."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= {".hydra", job_log}:
-        return False
-    shutil.rmtree(run_dir)
-    return True
-
-
-# --- The command line: what Hydra rejects while composing, in one line ------------------------
-
-
-def check_overrides(overrides: list[str], config_dir: str | Path, config_name: str = "train") -> None:
-    """Compose the config with the command line's overrides as `python train.py` will, and raise
-    one ConfigError line for what Hydra would report in several: a mistyped key
-    (`prior.num_compnents=3`), an option a group does not have (`prior=foo`), a malformed override."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-
-    def compose_with(chosen: list[str]) -> DictConfig:
-        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-            return compose(config_name, overrides=chosen)
-
-    def given(key: str) -> str:  # the override as typed on the command line
-        return next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), key)
-
-    try:
-        compose_with(overrides)
-    except OverrideParseException as error:
-        reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        raise ConfigError(f"{error.override} is not allowed: not a valid override ({reason})") from None
-    except MissingConfigException as error:
-        found = re.search(r"Could not find '(.+)/([^/']+)'", str(error))
-        if not (found and error.options):
-            raise ConfigError(" ".join(str(error).split("Config search path")[0].split())) from None
-        typed = given(found[1])
-        raise ConfigError(f"{typed} is not allowed: choose one of {', '.join(error.options)}") from None
-    except ConfigCompositionException as error:
-        found = re.match(r"Could not override '([^']+)'", str(error))
-        if not (found and "not in struct" in str(error.__cause__)):
-            raise ConfigError(" ".join(str(error).split())) from None
-        key = found[1]
-        parent, _, name = str(getattr(error.__cause__, "full_key", key)).rpartition(".")
-        try:  # the keys the parent has, from the config without this override
-            node = compose_with([o for o in overrides if o != given(key)])
-            keys = sorted(map(str, (OmegaConf.select(node, parent) if parent else node).keys()))
-        except Exception:  # noqa: BLE001 - the list is a courtesy
-            keys = []
-        where = parent or "the config"
-        listed = f" (its keys: {', '.join(k for k in keys if k not in ('hydra', '_target_'))})" if keys else ""
-        raise ConfigError(f"{given(key)} is not allowed: {where} has no key {name}{listed}; "
-                          f"to add a new key, write +{given(key).lstrip('+')}") from None  # fmt: skip
