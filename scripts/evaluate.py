@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.exit(2, f"evaluate.py: error: {error}\n")
     is_best = best is not None and ckpt.resolve() == best.resolve()
 
-    results = evaluate_test_set(model, datamodule, cfg)
+    results = evaluate_test_set(model, datamodule, cfg, run_dir if is_best else None)  # the run's figure: best only
     print(f"{ckpt}:")
     print(format_table(results))
     if args.json is not None:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
         # The run's trackers (`logger` in its config); runs from before the `logger` group had TensorBoard.
         trackers = tracking.build_loggers(cfg) if "logger" in cfg else [
             TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)]
-        log_evaluation(trackers, cfg, metrics, step=metrics.get("epochs") or 0)
+        log_evaluation(trackers, cfg, metrics, step=metrics.get("epochs") or 0, run_dir=run_dir)
         metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"updated {metrics_path}")
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,20 @@ def compose_config(*overrides: str):
     """The composed `conf/train.yaml` with overrides, as `python train.py` would see it."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("train", overrides=list(overrides))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quality_cache(tmp_path_factory):
+    """The sample-quality classifiers (eval.quality.cache_dir = $VAELAB_CACHE) of every test, and of the
+    processes they start, go to one temporary folder: trained once per session, never in the home folder."""
+    folder = tmp_path_factory.mktemp("vaelab_cache")
+    previous = os.environ.get("VAELAB_CACHE")
+    os.environ["VAELAB_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("VAELAB_CACHE", None)
+    else:
+        os.environ["VAELAB_CACHE"] = previous
 
 
 @pytest.fixture

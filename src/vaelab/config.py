@@ -51,7 +51,7 @@ POSITIVE_INTS = [
     "prior.bins", "prior.truncation", "prior.num_samples", "prior.eval_samples",
     "early_stopping.patience",
     "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs", "log.every_n_epochs",
-    "log.refresh_rate",
+    "log.refresh_rate", "eval.quality.k",
 ]  # fmt: skip
 POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range", "eval.exact_width"]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]
@@ -61,6 +61,7 @@ CHOICES = {
     "encoder.activation": ACTIVATIONS,
     "decoder.activation": ACTIVATIONS,
     "log.progress_bar": ("auto", True, False),
+    "eval.quality.decode": ("mean", "sample"),
 }
 
 # The metric that early stopping and the best checkpoint follow (mode "min"): the module logs
@@ -117,6 +118,10 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.exact": (lambda v: v in ("auto", True, False), "choose one of auto, true, false"),
     "eval.exact_grid": (lambda v: _positive_int(v) and v % 2 == 0, "must be an even positive integer"),
     "eval.exact_prior_grid": (lambda v: _positive_int(v) and v % 2 == 0, "must be an even positive integer"),
+    "eval.quality": (lambda v: isinstance(v, dict), "must be a mapping, e.g. eval.quality.enabled=false"),
+    "eval.quality.enabled": (lambda v: isinstance(v, bool), "must be true or false"),
+    "eval.quality.num_samples": (_optional(_positive_int), "must be null (as many as the reference images) or a positive integer"),
+    "eval.quality.cache_dir": (lambda v: isinstance(v, str) and bool(v), "must be a folder"),
     "checkpoint.last_every_seconds": (lambda v: _real(v) and v >= 0, "must be a number of seconds >= 0 (0: every epoch)"),
     "resume": (_optional(lambda v: isinstance(v, str) and bool(v)), "must be null or a run directory or checkpoint"),
     "dataset.input_dim": (_positive_int, "must be a positive integer"),
@@ -187,7 +192,8 @@ SAME_AS = {
 SECTIONS = {
     "early_stopping": ("monitor", "patience"),
     "eval": ("num_samples", "chunk_size", "num_latent_samples", "exact", "exact_grid", "exact_prior_grid",
-             "exact_width"),
+             "exact_width", "quality"),
+    "eval.quality": ("enabled", "k", "num_samples", "decode", "cache_dir"),
     "figures": ("enabled", "every_n_epochs"),
     "checkpoint": ("last_every_seconds",),
     "log": ("progress_bar", "refresh_rate", "every_n_epochs"),
@@ -268,7 +274,7 @@ def _check_known_keys(cfg: DictConfig, value: Callable[[str], Any]) -> None:
     """Every key of a `_target_` node is an argument of what it names; plain sections hold only
     their own keys (`+prior.num_compnents=3` would otherwise fail deep inside instantiate)."""
     for section, keys in SECTIONS.items():
-        node = cfg.get(section)
+        node = OmegaConf.select(cfg, section, default=None, throw_on_resolution_failure=False)
         for key in node.keys() if isinstance(node, DictConfig) else ():
             if key not in keys:
                 raise _error(f"{section}.{key}", value(f"{section}.{key}"), f"{section} has the keys {', '.join(keys)}")

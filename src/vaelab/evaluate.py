@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -28,6 +29,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
 from vaelab.exact import MAX_LATENT_DIM, exact_metrics
+from vaelab.quality import quality_rows
 
 Conditional = Callable[[Tensor], Distribution]
 # TensorBoard HPARAMS metrics: the columns that compare priors.
@@ -37,6 +39,9 @@ HP_METRICS = {
     "hp/mutual_info": "test/mutual_info",
     "hp/marginal_kl": "test/marginal_kl",
     "hp/test_nll_exact": "test/nll_exact",  # latent_dim <= 2 only
+    "hp/fid": "test/fid",  # sample quality (vaelab.quality), when the data have labels
+    "hp/precision": "test/precision",
+    "hp/recall": "test/recall",
 }
 EXACT_CHOICES = ("auto", True, False)
 
@@ -224,26 +229,41 @@ def evaluate_model(model, x: Tensor, seed: int, **settings: int) -> dict[str, An
     return {**metrics, "eval": {**settings, "seed": seed, "num_inputs": x.shape[0], **timing}}
 
 
-def evaluate_test_set(model, datamodule, cfg: DictConfig) -> dict[str, Any]:
+def evaluate_test_set(model, datamodule, cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """`evaluate_model` on the whole test split of `datamodule`, in the test loader's batches, with
-    `cfg.eval` and `cfg.seed`; on the GPU when the trainer config asks for one and there is one."""
+    `cfg.eval` and `cfg.seed`; on the GPU when the trainer config asks for one and there is one.
+    Then the quality of the model's samples (`vaelab.quality`, `eval.quality`), with its figure
+    in `run_dir` when given."""
+    from vaelab.quality import evaluate_quality
+
     datamodule.setup("test")
     batches = [batch[0] for batch in datamodule.test_dataloader()]
     use_gpu = cfg.trainer.get("accelerator") in ("gpu", "cuda", "auto") and torch.cuda.is_available()
     model.to("cuda" if use_gpu else "cpu")
     settings = OmegaConf.to_container(cfg.get("eval") or {}, resolve=True)  # older runs: the defaults
-    return evaluate_model(model, torch.cat(batches), seed=cfg.seed, batch_size=len(batches[0]), **settings)
+    quality = settings.pop("quality", None)  # vaelab.quality's settings, not evaluate's
+    x = torch.cat(batches)
+    results = evaluate_model(model, x, seed=cfg.seed, batch_size=len(batches[0]), **settings)
+    return evaluate_quality(results, model, x.to(next(model.parameters()).device), datamodule, quality, cfg.seed, run_dir)
 
 
-def log_evaluation(loggers, cfg: DictConfig, metrics: dict[str, Any], step: int) -> None:
+def log_evaluation(loggers, cfg: DictConfig, metrics: dict[str, Any], step: int, run_dir: str | Path | None = None) -> None:
     """Test scalars at `step` to every experiment tracker (Lightning loggers), and the run's
     hyperparameters (`vaelab.tracking.run_hparams`) with the `hp/` metrics, so runs with different
-    priors compare in one table (TensorBoard's HPARAMS tab, MLflow's and W&B's run tables)."""
+    priors compare in one table (TensorBoard's HPARAMS tab, MLflow's and W&B's run tables). The
+    quality figure of `run_dir` goes to the trackers that keep images, when the evaluation drew it."""
+    import numpy as np
+    from PIL import Image
+
     from vaelab import tracking
+    from vaelab.quality import FIGURE
 
     loggers = list(loggers) if isinstance(loggers, (list, tuple)) else [loggers]
     scalars = {key: value for key, value in metrics.items() if key.startswith("test/") and key != "test/loss"}
     tracking.log_scalars(loggers, scalars, step)
+    figure = Path(run_dir) / FIGURE if run_dir is not None else None
+    if figure is not None and "test/quality_density_spearman" in metrics and figure.is_file():
+        tracking.log_image(loggers, "quality/vs_density", np.asarray(Image.open(figure).convert("RGB")), step)
     hp_metrics = {hp: metrics[key] for hp, key in HP_METRICS.items() if key in metrics}
     tracking.log_hparams(loggers, tracking.run_hparams(cfg), metrics=hp_metrics, step=step)
     tracking.finalize(loggers)
@@ -278,6 +298,7 @@ def format_table(metrics: dict[str, Any]) -> str:
         row("holes: KL(p(z)||q(z))", m["test/reverse_kl"], f"{100 * m['test/hole_fraction']:.1f}% of prior samples "
             "where q(z) < its 1st percentile"),
         f"  {'active units':<32}{m['test/active_units']:10d}  of {len(stats['activity'])}",
+        *quality_rows(m, row),
         "  dim    q mean     q var  prior mean  prior var  activity",
     ]  # fmt: skip
     columns = zip(stats["q_mean"], stats["q_var"], stats["prior_mean"], stats["prior_var"], stats["activity"])
