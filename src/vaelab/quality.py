@@ -203,6 +203,8 @@ def evaluate_quality(results: dict[str, Any], model, x_test: Tensor, datamodule,
         log.info("quality: skipped, %s", reason)
         return {**results, "eval": {**run, "quality_skipped": str(reason)}}
     classifier, info = features.load_or_train(sets, settings["cache_dir"])
+    log.info("quality: classifier %s %s (%.1fs)", "loaded from" if info["cached"] else "trained and saved to", info["path"],
+             time.perf_counter() - start)  # fmt: skip
     was_training, device = model.training, x_test.device
     model.eval()
     try:
@@ -220,6 +222,6 @@ def evaluate_quality(results: dict[str, Any], model, x_test: Tensor, datamodule,
         except Exception as error:  # noqa: BLE001 - a picture (say, of NaN samples) never ends the evaluation
             log.warning("quality: no figure: %s: %s", type(error).__name__, error)
     seconds = round(time.perf_counter() - start, 2)
-    run.update(quality_seconds=seconds, seconds=round(run["seconds"] + seconds, 2), quality_classifier_cached=info["cached"],
+    run.update(quality_seconds=seconds, seconds=round(run["seconds"] + seconds, 2),
                quality_num_samples=len(out["arrays"]["log_q"]), quality_num_reference=len(sets.reference[0]))  # fmt: skip
     return {**results, **out["metrics"], "eval": run}
