@@ -103,6 +103,13 @@ BAD = [
     ("eval.chunk_size=-5", "eval.chunk_size=-5", "positive integer"),
     ("eval.num_latent_samples=abc", "eval.num_latent_samples='abc'", "positive integer"),
     ("+eval.num_sampels=10", "eval.num_sampels=10", "eval has the keys num_samples"),
+    ("eval.quality.k=0", "eval.quality.k=0", "positive integer"),
+    ("eval.quality.num_samples=-1", "eval.quality.num_samples=-1", "null (as many as the reference images)"),
+    ("eval.quality.decode=median", "eval.quality.decode='median'", "mean, sample"),
+    ("eval.quality.enabled=maybe", "eval.quality.enabled='maybe'", "true or false"),
+    ("eval.quality.cache_dir=''", "eval.quality.cache_dir=''", "must be a folder"),
+    ("eval.quality=false", "eval.quality=false", "must be a mapping"),
+    ("+eval.quality.kk=3", "eval.quality.kk=3", "eval.quality has the keys enabled, k"),
     ("figures.enabled=maybe", "figures.enabled='maybe'", "true or false"),
     ("figures.every_n_epochs=0", "figures.every_n_epochs=0", "positive integer"),
     # trainer

@@ -199,3 +199,19 @@ def test_quality_switched_off_measures_and_draws_nothing(make_cfg):
     assert not any(key in m for key in ("test/precision", "test/recall", "test/fid", "test/quality_density_spearman"))
     assert m["eval"]["quality"]["enabled"] is False and "quality_seconds" not in m["eval"]
     assert not (run_dir / quality.FIGURE).exists()
+
+
+def test_the_sweep_report_has_precision_recall_and_fid_columns(tmp_path):
+    from test_sweep import fake_job, read_csv
+
+    from vaelab.compare import write_report
+
+    scores = {"standard": (0.5, 0.4, 30.0), "vamp": (0.7, 0.3, 20.0)}  # precision, recall, FID
+    for num, (prior, (precision, recall, fid)) in enumerate(scores.items()):
+        metrics = {"test/nll": 100.0 - num, "test/precision": precision, "test/recall": recall, "test/fid": fid}
+        fake_job(tmp_path, num, prior, 1, metrics)
+    write_report(tmp_path)
+    rows = {row["prior"]: row for row in read_csv(tmp_path / "comparison.csv")}
+    assert (rows["vamp"]["test/precision_best"], rows["standard"]["test/recall_best"]) == ("1", "1")  # higher is better
+    assert rows["vamp"]["test/fid_best"] == "1" and rows["standard"]["test/fid_best"] == "0"  # lower is better
+    assert "| precision ↑ | recall ↑ | FID ↓ |" in (tmp_path / "comparison.md").read_text()

@@ -42,6 +42,9 @@ COLUMNS = [
     ("test/reverse_kl", "KL(p(z)‖q(z))", "min", 3),
     ("test/hole_fraction", "hole fraction", "min", 3),
     ("test/active_units", "active units", "max", 1),
+    ("test/precision", "precision", "max", 3),  # sample quality (vaelab.quality), where the data have labels
+    ("test/recall", "recall", "max", 3),
+    ("test/fid", "FID", "min", 2),
     ("epochs", "epochs", "min", 0),
     ("train_seconds", "train time (s)", "min", 1),
 ]
