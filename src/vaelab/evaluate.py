@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
 from vaelab.exact import MAX_LATENT_DIM, exact_metrics
-from vaelab.quality import quality_rows
+from vaelab.quality import FIGURE, evaluate_quality, quality_rows
 
 Conditional = Callable[[Tensor], Distribution]
 # TensorBoard HPARAMS metrics: the columns that compare priors.
@@ -234,8 +234,6 @@ def evaluate_test_set(model, datamodule, cfg: DictConfig, run_dir: str | Path | 
     `cfg.eval` and `cfg.seed`; on the GPU when the trainer config asks for one and there is one.
     Then the quality of the model's samples (`vaelab.quality`, `eval.quality`), with its figure
     in `run_dir` when given."""
-    from vaelab.quality import evaluate_quality
-
     datamodule.setup("test")
     batches = [batch[0] for batch in datamodule.test_dataloader()]
     use_gpu = cfg.trainer.get("accelerator") in ("gpu", "cuda", "auto") and torch.cuda.is_available()
@@ -256,7 +254,6 @@ def log_evaluation(loggers, cfg: DictConfig, metrics: dict[str, Any], step: int,
     from PIL import Image
 
     from vaelab import tracking
-    from vaelab.quality import FIGURE
 
     loggers = list(loggers) if isinstance(loggers, (list, tuple)) else [loggers]
     scalars = {key: value for key, value in metrics.items() if key.startswith("test/") and key != "test/loss"}

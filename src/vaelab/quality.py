@@ -51,7 +51,8 @@ def _distances(a: Tensor, b: Tensor):
 def knn_radii(points: Tensor, k: int) -> Tensor:
     """Distance from each point to its k-th nearest other point (itself, at distance 0, excluded)."""
     if not 0 < k < len(points):
-        raise ValueError(f"eval.quality.k={k} is not allowed: must be from 1 to the number of points - 1 ({len(points) - 1})")
+        raise ValueError(f"eval.quality.k={k} is not allowed: must be from 1 to the number of points - 1 "
+                         f"({len(points) - 1})")  # fmt: skip
     # topk rather than kthvalue: the same values, ten times faster on the CPU for small k
     return torch.cat([d.topk(k + 1, dim=1, largest=False).values[:, -1] for _, d in _distances(points, points)])
 
