@@ -36,7 +36,7 @@ from vaelab import features
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"enabled": True, "k": 3, "num_samples": None, "decode": "mean"}  # and cache_dir: `settings_of`
+DEFAULTS = {"enabled": True, "k": 3, "num_samples": None, "decode": "sample"}  # and cache_dir: `settings_of`
 DECODES = ("mean", "sample")
 FIGURE = "quality_vs_density.png"
 CHUNK = 1024  # rows of a distance matrix held at once
@@ -124,7 +124,7 @@ def decoded(model, z: Tensor, decode: str) -> Tensor:
 
 
 def sample_quality(model, x_test: Tensor, sets: features.LabelledSets, classifier, k: int = 3,
-                   num_samples: int | None = None, decode: str = "mean") -> dict[str, Any]:  # fmt: skip
+                   num_samples: int | None = None, decode: str = "sample") -> dict[str, Any]:  # fmt: skip
     """The measures for `model` (in eval mode, under no_grad and a seed: `evaluate_quality`), with
     q(z) built from the encodings of `x_test`. Returns the metrics and the per-sample arrays."""
     from vaelab.evaluate import AggregatedPosterior
