@@ -107,6 +107,7 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
     record = json.loads((job_dir / JOB_FILE).read_text()) if (job_dir / JOB_FILE).is_file() else {}
     if previous == "completed":
         log.info("job %s completed in an earlier run of this sweep: skipped", job_dir.name)
+        _refit(cfg)  # the post-hoc fits an earlier run of the sweep did not finish
         return float(json.loads((job_dir / "metrics.json").read_text()).get("test/loss", float("nan")))
     last = job_dir / "checkpoints" / "last.ckpt"
     if previous == "killed" and last.is_file():
@@ -131,6 +132,10 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
         if "ddp" in str(cfg.trainer.get("strategy", "")):
             strategy = cfg.trainer.strategy
             raise ConfigError(f"trainer.strategy={strategy} is not allowed in a multirun: sweep single-device jobs")
+        if cfg.get("posthoc"):  # the post-hoc priors' names, checked before training
+            from vaelab.posthoc import requested
+
+            requested(cfg)
         metrics = run(cfg)
         status, result = "completed", float(metrics.get("test/loss", float("nan")))
     except TrainingInterrupted as error:
@@ -145,7 +150,26 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
                   job_dir / FAILED_FILE)  # fmt: skip
     record.update(finished=time.time(), status=status)
     atomic_write_json(job_dir / JOB_FILE, record)
+    if status == "completed":
+        _refit(cfg)
     return result
+
+
+def _refit(cfg: DictConfig) -> None:
+    """The post-hoc priors `posthoc=` asks for, fitted to the job's trained model in
+    `<job>/posthoc/<prior>` (`vaelab.posthoc.refit_job`: done ones skipped, failures written to
+    their own `failed.json` and reported); a signal stops the sweep as during training."""
+    if not cfg.get("posthoc"):
+        return
+    from vaelab.interrupt import TrainingInterrupted
+    from vaelab.posthoc import refit_job
+
+    try:
+        refit_job(cfg)
+    except TrainingInterrupted as error:
+        sys.exit(error.exit_status)
+    except Exception as error:  # noqa: BLE001 - e.g. a bad posthoc= value in a job that completed earlier
+        log.error("post-hoc fits of job %s: %s: %s", Path(cfg.run_dir).name, type(error).__name__, error)
 
 
 class SweepReport(Callback):
