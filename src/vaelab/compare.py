@@ -9,7 +9,10 @@ record, `config.yaml`, and `metrics.json` or `failed.json`) and writes into the 
     latent_grid.png  each row's latent figure (`latent.png` of its first completed job) side by side
 
 Jobs are grouped by their overrides other than `seed`: a sweep over priors and seeds gives one row
-per prior; one that also sweeps e.g. latent_dim gives one row per (prior, latent_dim).
+per prior; one that also sweeps e.g. latent_dim gives one row per (prior, latent_dim). A job's
+post-hoc fits (`posthoc=`, `<job>/posthoc/<name>/`) are jobs too, in rows labelled
+`standard → mog (post-hoc)`, and `comparison.md` adds their differences from the joint runs they
+refitted, paired by seed (`vaelab.posthoc_report`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ class Job:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    source: Job | None = None  # a post-hoc fit (`<job>/posthoc/<prior>/`): the job whose model it refitted
+
+    @property
+    def name(self) -> str:
+        return self.dir.name if self.source is None else f"{self.source.dir.name}/posthoc/{self.dir.name}"
 
 
 @dataclass
@@ -151,11 +159,30 @@ def read_job(job_dir: Path) -> Job | None:
     return job
 
 
+def read_posthoc(job: Job) -> list[Job]:
+    """The post-hoc fits of a job (`<job>/posthoc/<name>/`, `vaelab.posthoc`), each a job of its own
+    labelled `<prior> → <name> (post-hoc)`, with the job's seed and overrides, so that the fits of
+    all seeds make one row."""
+    fits = []
+    for path in sorted(p for p in (job.dir / "posthoc").glob("*") if p.is_dir()):
+        record, failure = _load(path / "posthoc.json", json.loads), _load(path / "failed.json", json.loads)
+        fit = Job(path, job.num, f"{job.prior} → {path.name} (post-hoc)", job.seed, job.overrides, MISSING,
+                  job.dataset, config=_load(path / "config.yaml", yaml.safe_load) or {}, source=job)  # fmt: skip
+        if failure is not None:
+            fit.status, fit.error = FAILED, f"{failure.get('error', 'Error')}: {failure.get('message', '')}"
+        elif record is not None:
+            fit.status, fit.metrics = COMPLETED, _load(path / "metrics.json", json.loads) or record.get("after", {})
+        else:
+            fit.error = "no posthoc.json or failed.json: the post-hoc fit did not finish (killed, or still running)"
+        fits.append(fit)
+    return fits
+
+
 def collect(sweep_dir: str | Path) -> list[Job]:
-    """Every job of the sweep, in job-number order."""
+    """Every job of the sweep, in job-number order, each followed by its post-hoc fits."""
     folders = [path for path in sorted(Path(sweep_dir).iterdir()) if path.is_dir() and not path.name.startswith(".")]
-    jobs = [job for job in map(read_job, folders) if job is not None]
-    return sorted(jobs, key=lambda job: (job.num, job.dir.name))
+    jobs = sorted((job for job in map(read_job, folders) if job is not None), key=lambda job: (job.num, job.dir.name))
+    return [each for job in jobs for each in (job, *read_posthoc(job))]
 
 
 def group(jobs: list[Job]) -> list[Row]:
@@ -257,6 +284,10 @@ def write_markdown(report: Report) -> None:
         markdown_table(rows, report.columns),
         "",
     ]
+    if any(job.source is not None for job in jobs):
+        from vaelab.posthoc_report import paired_section
+
+        lines += paired_section(rows)
     if report.latent_grid is not None:
         lines += ["Latent space of each row's first completed job: p(z) and the encoded test data.", "",
                   f"![latent spaces]({report.latent_grid.name})", ""]  # fmt: skip
@@ -264,7 +295,7 @@ def write_markdown(report: Report) -> None:
         lines += ["## Jobs that did not complete", "", "| job | overrides | status |", "|---|---|---|"]
         for job in report.failed:
             overrides = " ".join(job.overrides.values()) or "–"
-            lines.append(f"| {job.dir.name} | `{_escape(overrides, 200)}` | {job.status}: {_escape(job.error or '')} |")
+            lines.append(f"| {job.name} | `{_escape(overrides, 200)}` | {job.status}: {_escape(job.error or '')} |")
         lines.append("")
     atomic_write_text(report.markdown, "\n".join(lines))
 

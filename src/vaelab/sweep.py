@@ -198,5 +198,5 @@ class SweepReport(Callback):
             return
         print(report.summary())
         if report.failed and self.exit_on_failure:
-            names = ", ".join(job.dir.name for job in report.failed)
+            names = ", ".join(job.name for job in report.failed)
             sys.exit(f"error: {len(report.failed)} of {len(report.jobs)} jobs failed ({names}); see {report.markdown}")
