@@ -113,6 +113,8 @@ class Report:
     def summary(self) -> str:
         done = len(self.jobs) - len(self.failed)
         stopped = f", {len(self.interrupted)} of them interrupted" if self.interrupted else ""
+        fits = sum(job.source is not None for job in self.jobs)
+        stopped += f"; {fits} of the jobs are post-hoc fits" if fits else ""
         counts = f"{len(self.jobs)} jobs ({done} completed, {len(self.failed)} not completed{stopped})"
         return f"vaelab compare: {counts} → {self.markdown}\n" + markdown_table(self.rows, self.columns)
 
@@ -159,29 +161,12 @@ def read_job(job_dir: Path) -> Job | None:
     return job
 
 
-def read_posthoc(job: Job) -> list[Job]:
-    """The post-hoc fits of a job (`<job>/posthoc/<name>/`, `vaelab.posthoc`), each a job of its own
-    labelled `<prior> → <name> (post-hoc)`, with the job's seed and overrides, so that the fits of
-    all seeds make one row."""
-    fits = []
-    for path in sorted(p for p in (job.dir / "posthoc").glob("*") if p.is_dir()):
-        record, failure = _load(path / "posthoc.json", json.loads), _load(path / "failed.json", json.loads)
-        fit = Job(path, job.num, f"{job.prior} → {path.name} (post-hoc)", job.seed, job.overrides, MISSING,
-                  job.dataset, config=_load(path / "config.yaml", yaml.safe_load) or {}, source=job)  # fmt: skip
-        if failure is not None:
-            fit.status, fit.error = FAILED, f"{failure.get('error', 'Error')}: {failure.get('message', '')}"
-        elif record is not None:
-            fit.status, fit.metrics = COMPLETED, _load(path / "metrics.json", json.loads) or record.get("after", {})
-        else:
-            fit.error = "no posthoc.json or failed.json: the post-hoc fit did not finish (killed, or still running)"
-        fits.append(fit)
-    return fits
-
-
 def collect(sweep_dir: str | Path) -> list[Job]:
     """Every job of the sweep, in job-number order, each followed by its post-hoc fits."""
     folders = [path for path in sorted(Path(sweep_dir).iterdir()) if path.is_dir() and not path.name.startswith(".")]
     jobs = sorted((job for job in map(read_job, folders) if job is not None), key=lambda job: (job.num, job.dir.name))
+    from vaelab.posthoc_report import read_posthoc
+
     return [each for job in jobs for each in (job, *read_posthoc(job))]
 
 
@@ -260,6 +245,8 @@ def _escape(text: str, limit: int = 400) -> str:
 
 
 def write_markdown(report: Report) -> None:
+    from vaelab.posthoc_report import fits_note, paired_section
+
     jobs, rows = report.jobs, report.rows
     settings = []
     for key in SETTINGS:  # the same in every job, or "varies"
@@ -270,7 +257,7 @@ def write_markdown(report: Report) -> None:
     lines = [
         "# Comparison of priors",
         "",
-        f"Sweep `{report.sweep_dir}`: {len(jobs)} jobs, {len(jobs) - len(report.failed)} completed, "
+        f"Sweep `{report.sweep_dir}`: {len(jobs)} jobs{fits_note(jobs)}, {len(jobs) - len(report.failed)} completed, "
         f"{len(report.failed)} failed; seeds {', '.join(seeds)}.  ",
         f"Settings: dataset={jobs[0].dataset} {' '.join(settings)}.",
         "",
@@ -285,8 +272,6 @@ def write_markdown(report: Report) -> None:
         "",
     ]
     if any(job.source is not None for job in jobs):
-        from vaelab.posthoc_report import paired_section
-
         lines += paired_section(rows)
     if report.latent_grid is not None:
         lines += ["Latent space of each row's first completed job: p(z) and the encoded test data.", "",

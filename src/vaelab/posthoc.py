@@ -216,6 +216,10 @@ def refit_job(cfg: DictConfig) -> list[str]:
     names that failed."""
     from vaelab.sweep import _set_aside
 
+    from pytorch_lightning.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # a DDP run's other processes: the refit is process 0's, on one device
+        return []
     run_dir, failed = Path(cfg.run_dir), []
     for name in requested(cfg):
         out = run_dir / POSTHOC_DIR / name

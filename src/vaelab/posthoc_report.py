@@ -1,5 +1,6 @@
-"""The post-hoc section of a sweep's `comparison.md`: each post-hoc fit against the joint run it
-refitted, paired by seed.
+"""Post-hoc fits in a sweep's report (`vaelab.compare`): read from `<job>/posthoc/<name>/` as jobs of
+their own, and the section of `comparison.md` with each fit against the joint run it refitted,
+paired by seed.
 
 Two rows of the main table (`standard` and `standard → mog (post-hoc)`) differ by the seed-to-seed
 spread of the joint runs as well as by the refit; the difference taken within each seed (same
@@ -11,9 +12,40 @@ over-fitting of the prior to the training split or an unfinished fit. Light on p
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from typing import Any
+
+import yaml
+
+
+def read_posthoc(job):
+    """The post-hoc fits of a job (`<job>/posthoc/<name>/`, `vaelab.posthoc`), each a job of its own
+    labelled `<prior> → <name> (post-hoc)`, with the job's seed and overrides, so that the fits of
+    all seeds make one row."""
+    from vaelab.compare import COMPLETED, FAILED, MISSING, Job, _load
+
+    fits = []
+    for path in sorted(p for p in (job.dir / "posthoc").glob("*") if p.is_dir()):
+        record, failure = _load(path / "posthoc.json", json.loads), _load(path / "failed.json", json.loads)
+        fit = Job(path, job.num, f"{job.prior} → {path.name} (post-hoc)", job.seed, job.overrides, MISSING,
+                  job.dataset, config=_load(path / "config.yaml", yaml.safe_load) or {}, source=job)  # fmt: skip
+        if failure is not None:
+            fit.status, fit.error = FAILED, f"{failure.get('error', 'Error')}: {failure.get('message', '')}"
+        elif record is not None:
+            fit.status, fit.metrics = COMPLETED, _load(path / "metrics.json", json.loads) or record.get("after", {})
+        else:
+            fit.error = "no posthoc.json or failed.json: the post-hoc fit did not finish (killed, or still running)"
+        fits.append(fit)
+    return fits
+
+
+def fits_note(jobs) -> str:
+    """How many of a report's jobs are post-hoc fits, for its first line."""
+    fits = sum(job.source is not None for job in jobs)
+    return f" ({len(jobs) - fits} trainings and {fits} post-hoc fits of their models)" if fits else ""
+
 
 # (metrics key, column title, decimals); the differences are fit − joint, per seed.
 DELTAS = [

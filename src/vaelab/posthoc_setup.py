@@ -128,6 +128,8 @@ def posthoc_config(run_dir: Path, prior: str, overrides: list[str], out_dir: Pat
         if not key.startswith("+") and OmegaConf.select(cfg, key, default=KeyError) is KeyError:
             raise error(f"{override} is not allowed: {key} is not in {run_dir / 'config.yaml'} (use +{key}=... to add it)")
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in other]))
+    if "ddp" in str(cfg.trainer.get("strategy", "")):  # a prior of a few thousand parameters: one device
+        cfg.trainer.strategy, cfg.trainer.devices = "auto", 1
     return cfg, prior_overrides
 
 
