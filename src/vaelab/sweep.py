@@ -7,6 +7,10 @@ runs. When every job has ended, the Hydra callback `SweepReport` (registered in 
 writes the comparison report of `vaelab.compare` into the sweep directory and, if any job failed,
 ends the process with exit status 1.
 
+With `posthoc=[mog, flow]` each job then refits those priors to its trained model, encoder and
+decoder frozen (`vaelab.posthoc.refit_job`, into `<job>/posthoc/<prior>`); a refit that is done is
+not done again when the sweep runs again, and its failure is its own, like a job's.
+
 Under the joblib launcher each job also sets its torch threads to cores // parallel jobs, so that
 two jobs on two cores do not each start two threads.
 """
