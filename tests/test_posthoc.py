@@ -184,7 +184,10 @@ def test_a_sweep_refits_each_job_reports_both_rows_and_does_not_refit_twice(tmp_
     assert "| standard | 2 |" in report and "| standard → mog (post-hoc) | 2 |" in report
     assert "| standard → vamp (post-hoc) | 2 |" in report and "## Post-hoc fits against their joint runs" in report
     done = (tmp_path / "0_standard_seed0" / "posthoc" / "mog" / "posthoc.json").stat().st_mtime_ns
+    unfinished = tmp_path / "1_standard_seed1" / "posthoc" / "vamp"
+    (unfinished / "posthoc.json").unlink()  # as if killed before the end: fitted again, the attempt kept
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "0_standard_seed0" / "posthoc" / "mog" / "posthoc.json").stat().st_mtime_ns == done
     assert "fitted earlier: skipped" in (tmp_path / "0_standard_seed0" / "train.log").read_text()
+    assert (unfinished / "posthoc.json").is_file() and (unfinished / "attempts" / "1" / "metrics.json").is_file()

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 POSTHOC_DIR = "posthoc"  # <run>/posthoc/<prior>: the refits of a run
 DONE_FILE = "posthoc.json"  # written last: the refit is complete (source, prior, before, after)
 FAILED_FILE = "failed.json"
+ATTEMPTS = "attempts"  # earlier, unfinished attempts of a refit, kept
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the checkout's conf/ (an editable install)
 
 
@@ -136,7 +137,7 @@ def fit(run: str | Path, prior: str, overrides: list[str] = (), out: str | Path 
 
     run_dir, ckpt = load_source(Path(run), PosthocError)
     out_dir = Path(out) if out is not None else free_dir(run_dir / POSTHOC_DIR / prior)
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if out_dir.exists() and any(path.name != ATTEMPTS for path in out_dir.iterdir()):
         raise PosthocError(f"out={out_dir} is not empty: choose a new directory")
     cfg, prior_overrides = posthoc_config(run_dir, prior, list(overrides), out_dir, config_dir or CONF, PosthocError)
     try:
@@ -208,14 +209,23 @@ def prior_options() -> list[str]:
     return sorted(path.stem for path in (CONF / "prior").glob("*.yaml"))
 
 
+def set_aside(out: Path) -> Path:
+    """Move what an unfinished or failed refit wrote into `attempts/<n>/`: nothing is lost, and
+    the refit starts afresh in the same directory."""
+    target = out / ATTEMPTS / str(len(list((out / ATTEMPTS).glob("*"))) + 1)
+    target.mkdir(parents=True)
+    for path in out.iterdir():
+        if path.name != ATTEMPTS:
+            path.rename(target / path.name)
+    return target
+
+
 def refit_job(cfg: DictConfig) -> list[str]:
     """The refits `cfg.posthoc` asks for, after the run in `cfg.run_dir` has been trained, each
     into `<run>/posthoc/<prior>`. A refit already done (its `posthoc.json`) is skipped, so running a
     sweep again does not refit twice; an unfinished or failed one is set aside and done again. A
     failure is written to that refit's `failed.json` and does not stop the others. Returns the
     names that failed."""
-    from vaelab.sweep import _set_aside
-
     from pytorch_lightning.utilities import rank_zero_only
 
     if rank_zero_only.rank != 0:  # a DDP run's other processes: the refit is process 0's, on one device
@@ -226,8 +236,8 @@ def refit_job(cfg: DictConfig) -> list[str]:
         if (out / DONE_FILE).is_file():
             log.info("post-hoc %s of %s was fitted earlier: skipped", name, run_dir.name)
             continue
-        if out.is_dir() and any(out.iterdir()):
-            log.info("post-hoc %s: the unfinished attempt is in %s; fitting again", name, _set_aside(out))
+        if out.is_dir() and any(path.name != ATTEMPTS for path in out.iterdir()):
+            log.info("post-hoc %s: the unfinished attempt is in %s; fitting again", name, set_aside(out))
         try:
             fit(run_dir, name, out=out)
         except TrainingInterrupted:
