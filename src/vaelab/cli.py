@@ -63,3 +63,15 @@ def check_overrides(overrides: list[str], config_dir: str | Path, config_name: s
         listed = f" (its keys: {', '.join(k for k in keys if k not in ('hydra', '_target_'))})" if keys else ""
         raise ConfigError(f"{given(key)} is not allowed: {where} has no key {name}{listed}; "
                           f"to add a new key, write +{given(key).lstrip('+')}") from None  # fmt: skip
+
+
+def posthoc_argv(argv: list[str]) -> list[str]:
+    """`posthoc=mog,flow` as the list `posthoc=[mog,flow]`: every job refits every listed prior.
+    Hydra would read the commas as a sweep, training the same joint model once per post-hoc prior."""
+    def listed(arg: str) -> str:
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+") != "posthoc" or not sep or "," not in value or value.lstrip().startswith("["):
+            return arg
+        return f"{key}=[{value}]"
+
+    return [listed(arg) for arg in argv]

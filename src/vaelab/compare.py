@@ -9,7 +9,10 @@ record, `config.yaml`, and `metrics.json` or `failed.json`) and writes into the 
     latent_grid.png  each row's latent figure (`latent.png` of its first completed job) side by side
 
 Jobs are grouped by their overrides other than `seed`: a sweep over priors and seeds gives one row
-per prior; one that also sweeps e.g. latent_dim gives one row per (prior, latent_dim).
+per prior; one that also sweeps e.g. latent_dim gives one row per (prior, latent_dim). A job's
+post-hoc fits (`posthoc=`, `<job>/posthoc/<name>/`) are jobs too, in rows labelled
+`standard → mog (post-hoc)`, and `comparison.md` adds their differences from the joint runs they
+refitted, paired by seed (`vaelab.posthoc_report`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ class Job:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    source: Job | None = None  # a post-hoc fit (`<job>/posthoc/<prior>/`): the job whose model it refitted
+
+    @property
+    def name(self) -> str:
+        return self.dir.name if self.source is None else f"{self.source.dir.name}/posthoc/{self.dir.name}"
 
 
 @dataclass
@@ -108,6 +116,8 @@ class Report:
     def summary(self) -> str:
         done = len(self.jobs) - len(self.failed)
         stopped = f", {len(self.interrupted)} of them interrupted" if self.interrupted else ""
+        fits = sum(job.source is not None for job in self.jobs)
+        stopped += f"; {fits} of the jobs are post-hoc fits" if fits else ""
         counts = f"{len(self.jobs)} jobs ({done} completed, {len(self.failed)} not completed{stopped})"
         return f"vaelab compare: {counts} → {self.markdown}\n" + markdown_table(self.rows, self.columns)
 
@@ -155,10 +165,12 @@ def read_job(job_dir: Path) -> Job | None:
 
 
 def collect(sweep_dir: str | Path) -> list[Job]:
-    """Every job of the sweep, in job-number order."""
+    """Every job of the sweep, in job-number order, each followed by its post-hoc fits."""
     folders = [path for path in sorted(Path(sweep_dir).iterdir()) if path.is_dir() and not path.name.startswith(".")]
-    jobs = [job for job in map(read_job, folders) if job is not None]
-    return sorted(jobs, key=lambda job: (job.num, job.dir.name))
+    jobs = sorted((job for job in map(read_job, folders) if job is not None), key=lambda job: (job.num, job.dir.name))
+    from vaelab.posthoc_report import read_posthoc
+
+    return [each for job in jobs for each in (job, *read_posthoc(job))]
 
 
 def group(jobs: list[Job]) -> list[Row]:
@@ -236,6 +248,8 @@ def _escape(text: str, limit: int = 400) -> str:
 
 
 def write_markdown(report: Report) -> None:
+    from vaelab.posthoc_report import fits_note, paired_section
+
     jobs, rows = report.jobs, report.rows
     settings = []
     for key in SETTINGS:  # the same in every job, or "varies"
@@ -246,7 +260,7 @@ def write_markdown(report: Report) -> None:
     lines = [
         "# Comparison of priors",
         "",
-        f"Sweep `{report.sweep_dir}`: {len(jobs)} jobs, {len(jobs) - len(report.failed)} completed, "
+        f"Sweep `{report.sweep_dir}`: {len(jobs)} jobs{fits_note(jobs)}, {len(jobs) - len(report.failed)} completed, "
         f"{len(report.failed)} failed; seeds {', '.join(seeds)}.  ",
         f"Settings: dataset={jobs[0].dataset} {' '.join(settings)}.",
         "",
@@ -260,6 +274,8 @@ def write_markdown(report: Report) -> None:
         markdown_table(rows, report.columns),
         "",
     ]
+    if any(job.source is not None for job in jobs):
+        lines += paired_section(rows)
     if report.latent_grid is not None:
         lines += ["Latent space of each row's first completed job: p(z) and the encoded test data.", "",
                   f"![latent spaces]({report.latent_grid.name})", ""]  # fmt: skip
@@ -267,7 +283,7 @@ def write_markdown(report: Report) -> None:
         lines += ["## Jobs that did not complete", "", "| job | overrides | status |", "|---|---|---|"]
         for job in report.failed:
             overrides = " ".join(job.overrides.values()) or "–"
-            lines.append(f"| {job.dir.name} | `{_escape(overrides, 200)}` | {job.status}: {_escape(job.error or '')} |")
+            lines.append(f"| {job.name} | `{_escape(overrides, 200)}` | {job.status}: {_escape(job.error or '')} |")
         lines.append("")
     atomic_write_text(report.markdown, "\n".join(lines))
 

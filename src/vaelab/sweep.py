@@ -7,6 +7,10 @@ runs. When every job has ended, the Hydra callback `SweepReport` (registered in 
 writes the comparison report of `vaelab.compare` into the sweep directory and, if any job failed,
 ends the process with exit status 1.
 
+With `posthoc=[mog, flow]` each job then refits those priors to its trained model, encoder and
+decoder frozen (`vaelab.posthoc.refit_job`, into `<job>/posthoc/<prior>`); a refit that is done is
+not done again when the sweep runs again, and its failure is its own, like a job's.
+
 Under the joblib launcher each job also sets its torch threads to cores // parallel jobs, so that
 two jobs on two cores do not each start two threads.
 """
@@ -107,6 +111,7 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
     record = json.loads((job_dir / JOB_FILE).read_text()) if (job_dir / JOB_FILE).is_file() else {}
     if previous == "completed":
         log.info("job %s completed in an earlier run of this sweep: skipped", job_dir.name)
+        _refit(cfg)  # the post-hoc fits an earlier run of the sweep did not finish
         return float(json.loads((job_dir / "metrics.json").read_text()).get("test/loss", float("nan")))
     last = job_dir / "checkpoints" / "last.ckpt"
     if previous == "killed" and last.is_file():
@@ -131,6 +136,10 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
         if "ddp" in str(cfg.trainer.get("strategy", "")):
             strategy = cfg.trainer.strategy
             raise ConfigError(f"trainer.strategy={strategy} is not allowed in a multirun: sweep single-device jobs")
+        if cfg.get("posthoc"):  # the post-hoc priors' names, checked before training
+            from vaelab.posthoc import requested
+
+            requested(cfg)
         metrics = run(cfg)
         status, result = "completed", float(metrics.get("test/loss", float("nan")))
     except TrainingInterrupted as error:
@@ -145,7 +154,26 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
                   job_dir / FAILED_FILE)  # fmt: skip
     record.update(finished=time.time(), status=status)
     atomic_write_json(job_dir / JOB_FILE, record)
+    if status == "completed":
+        _refit(cfg)
     return result
+
+
+def _refit(cfg: DictConfig) -> None:
+    """The post-hoc priors `posthoc=` asks for, fitted to the job's trained model in
+    `<job>/posthoc/<prior>` (`vaelab.posthoc.refit_job`: done ones skipped, failures written to
+    their own `failed.json` and reported); a signal stops the sweep as during training."""
+    if not cfg.get("posthoc"):
+        return
+    from vaelab.interrupt import TrainingInterrupted
+    from vaelab.posthoc import refit_job
+
+    try:
+        refit_job(cfg)
+    except TrainingInterrupted as error:
+        sys.exit(error.exit_status)
+    except Exception as error:  # noqa: BLE001 - e.g. a bad posthoc= value in a job that completed earlier
+        log.error("post-hoc fits of job %s: %s: %s", Path(cfg.run_dir).name, type(error).__name__, error)
 
 
 class SweepReport(Callback):
@@ -174,5 +202,5 @@ class SweepReport(Callback):
             return
         print(report.summary())
         if report.failed and self.exit_on_failure:
-            names = ", ".join(job.dir.name for job in report.failed)
+            names = ", ".join(job.name for job in report.failed)
             sys.exit(f"error: {len(report.failed)} of {len(report.jobs)} jobs failed ({names}); see {report.markdown}")

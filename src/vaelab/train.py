@@ -10,6 +10,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -33,12 +34,13 @@ from vaelab.resume import INTERRUPTED_FILE, ResumeError, changed_keys
 log = logging.getLogger(__name__)
 
 
-def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> VAE:
+def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None, model_class: type[VAE] = VAE) -> VAE:
     """A fresh VAE from a composed config. With `prior.init=data` the pseudo-inputs are copied
-    from the training split of `datamodule` (built from the config when not given)."""
+    from the training split of `datamodule` (built from the config when not given). `model_class`:
+    a subclass of VAE with the same arguments (`vaelab.posthoc.PosthocVAE` trains the prior only)."""
     check_config(cfg, machine=False, files=False)  # a model only: no trainer, no files read here
     node = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
-    model = VAE(
+    model = model_class(
         encoder=node("encoder"),
         decoder=node("decoder"),
         prior=node("prior"),
@@ -83,8 +85,11 @@ def summary(cfg: DictConfig, metrics: dict, run_dir: Path) -> str:
     )
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
+def run(cfg: DictConfig, build_model: Callable[[DictConfig, pl.LightningDataModule], VAE] | None = None
+        ) -> dict[str, float]:  # fmt: skip
     """Train, test the best checkpoint, and write the run directory. Returns the test metrics.
+    `build_model(cfg, datamodule)` makes the model to train (default `build`: a fresh VAE; a
+    post-hoc fit passes one whose encoder and decoder are a trained run's, frozen).
 
     With `cfg.resume` (a checkpoint; `python train.py resume=<run>` sets it), or when the run
     directory holds an `interrupted.json`, training continues from that checkpoint with every
@@ -100,7 +105,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.dataset.datamodule)
     datamodule.setup("fit")  # read the data now: a missing or malformed file stops the run here
-    model = build(cfg, datamodule)
+    model = (build_model or build)(cfg, datamodule)
 
     # The best epoch's weights, for the test (the full training state is in last.ckpt).
     checkpoint = ModelCheckpoint(
