@@ -35,7 +35,8 @@ class Mixture(MixtureSameFamily):
 
 def encodings(dim: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """NUM_INPUTS posteriors N(mu_n, sigma_n^2): means from N(0, I), narrow scales in [0.1, 0.3]."""
-    return torch.randn(NUM_INPUTS, dim, generator=generator, **f64), 0.1 + 0.2 * torch.rand(NUM_INPUTS, dim, generator=generator, **f64)  # fmt: skip
+    loc = torch.randn(NUM_INPUTS, dim, generator=generator, **f64)
+    return loc, 0.1 + 0.2 * torch.rand(NUM_INPUTS, dim, generator=generator, **f64)
 
 
 def encode_as_given(scales: Tensor):
