@@ -128,6 +128,7 @@ def test_a_standard_prior_around_two_far_clusters_is_mostly_holes():
     torch.manual_seed(0)
     m = evaluate(x, lambda x: Independent(Normal(x, 0.3), 1), decode, prior, num_samples=10)
     assert m["test/hole_fraction"] > 0.9 and m["test/reverse_kl"] > 5
+    assert m["test/hole_fraction_heldout"] > 0.9 and m["test/hole_rank"] < 0.05
     assert m["test/mutual_info"] == pytest.approx(math.log(2), abs=1e-3)  # z tells which of 2 clusters
     assert m["test/active_units"] == 2
 
@@ -163,6 +164,7 @@ def test_a_run_reports_the_decomposition_and_its_identities_hold(trained_run):
     assert -m["test/nll"] >= m["test/elbo"]  # per input, on the same samples: log-mean-exp >= mean
     assert m["test/bpd"] == pytest.approx(m["test/nll"] / (64 * math.log(2)))
     assert 0 <= m["test/hole_fraction"] <= 1 and m["test/reverse_kl"] >= -0.05
+    assert 0 <= m["test/hole_fraction_heldout"] <= 1 and 0 <= m["test/hole_rank"] <= 1
     stats = m["latent_stats"]
     assert all(len(stats[key]) == cfg.latent_dim for key in ("q_mean", "q_var", "prior_mean", "prior_var", "activity"))
     assert stats["prior_mean"] == [0.0, 0.0] and stats["prior_var"] == [1.0, 1.0]

@@ -183,6 +183,7 @@ def test_tile_places_image_i_at_row_i_div_ncols():
 @pytest.mark.parametrize("labels, entries, title", [
     (np.full(50, -1), ["test\nE[z|x]"], None),  # no labels (binarized MNIST): one colour, no "-1"
     (np.arange(50) % 3, ["0", "1", "2"], "label"),
+    (np.arange(50) % 3 - (np.arange(50) < 10), ["0", "1", "2", "no label"], "label"),  # some -1: grey, last
 ])  # fmt: skip
 def test_the_legend_lists_the_classes_or_one_entry_for_unlabelled_data(labels, entries, title):
     xs = ys = np.linspace(-3, 3, 20)

@@ -7,6 +7,7 @@ The loader is specified on small `.amat` files written here; the real files are 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import hydra
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 import vaelab
+from vaelab.callbacks import LatentFigures
 from vaelab.config import ConfigError
 from vaelab.data import AmatFormatError, BinarizedMNISTDataModule, read_amat, resolve_data_root
 from vaelab.model import WarmupEarlyStopping
@@ -101,6 +103,7 @@ def test_datamodule_reads_three_splits_without_labels(tmp_path, bits):
     x, y = module.splits["train"]
     assert x.dtype == torch.float32 and torch.equal(x, torch.from_numpy(bits[:3]).float())
     assert (y == -1).all()
+    assert (module.splits["test"][1] == -1).all()  # not the 10000 canonical test images: no labels
     assert next(iter(module.train_dataloader()))[0].shape == (2, 784)
 
 
@@ -133,6 +136,22 @@ def test_real_files_have_canonical_counts_and_mean_pixel():
     for split, (x, _) in module.splits.items():
         assert set(x.unique().tolist()) == {0.0, 1.0}
         assert x.mean().item() == pytest.approx(0.13, abs=0.005), split
+
+
+@pytest.mark.skipif(not REAL_ROOT.is_dir(), reason=f"no binarized MNIST at {REAL_ROOT}")
+def test_real_test_images_carry_their_digits_and_the_latent_figure_gets_all_ten():
+    """The test file is MNIST's test set in class order; train and valid labels are unknown (-1)."""
+    module = BinarizedMNISTDataModule(REAL_ROOT)
+    module.setup("fit")
+    counts = np.bincount(module.splits["test"][1].numpy(), minlength=10)
+    assert counts.tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert (module.splits["train"][1] == -1).all() and (module.splits["val"][1] == -1).all()
+    trainer = SimpleNamespace(datamodule=module)
+    x, y = LatentFigures(max_points=2000).test_data(trainer)  # spread over the split, not the first 2000
+    assert len(x) == 2000 and np.bincount(y.numpy()).min() > 150 and set(y.tolist()) == set(range(10))
+    limited = BinarizedMNISTDataModule(REAL_ROOT, limit=1500)
+    limited.setup("test")
+    assert limited.splits["test"][1].tolist() == [0] * 980 + [1] * 520  # the first N keep their labels
 
 
 # --- the preset --------------------------------------------------------------------------------

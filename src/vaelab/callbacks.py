@@ -97,7 +97,7 @@ class LatentFigures(pl.Callback):
 
     `dirpath` is where PNGs go (the run directory; the trainer's default_root_dir when None). The
     test split of the datamodule (`datamodule.splits["test"]`, else "val") is encoded, at most
-    `max_points` examples of it.
+    `max_points` examples of it, evenly spaced through the split, coloured by their labels y.
     """
 
     def __init__(self, dirpath: str | Path | None = None, every_n_epochs: int = 10, max_points: int = 2000,
@@ -131,7 +131,10 @@ class LatentFigures(pl.Callback):
         if x is None:
             rank_zero_warn("LatentFigures: the datamodule has no splits['test'] or ['val']; drawing nothing")
             return None
-        return x[: self.max_points], y[: self.max_points]
+        # Evenly spaced, not the first max_points: a split in class order (binarized MNIST's test
+        # file) would otherwise show its first two digits only.
+        index = torch.linspace(0, len(x) - 1, min(len(x), self.max_points)).round().long()
+        return x[index], y[index]
 
     def draw(self, trainer: pl.Trainer, model: pl.LightningModule, file_pattern: str, when: str) -> None:
         """Draw everything, save it as `file_pattern.format(name=...)` and log it to the trackers.

@@ -43,7 +43,8 @@ COLUMNS = [
     ("test/mutual_info", "I(x;z)", "max", 3),
     ("test/marginal_kl", "KL(q(z)‖p(z))", "min", 3),
     ("test/reverse_kl", "KL(p(z)‖q(z))", "min", 3),
-    ("test/hole_fraction", "hole fraction", "min", 3),
+    ("test/hole_fraction_heldout", "hole fraction", "min", 3),
+    ("test/hole_rank", "hole rank", "max", 3),
     ("test/active_units", "active units", "max", 1),
     ("test/precision", "precision", "max", 3),  # sample quality (vaelab.quality), where the data have labels
     ("test/recall", "recall", "max", 3),
@@ -266,7 +267,9 @@ def write_markdown(report: Report) -> None:
         "",
         "Mean ± standard deviation over the completed seeds of each row; ↓ lower is better, ↑ higher is better; "
         "the best value of each column is in **bold**. NLL = importance-sampled −log p(x) in nats; "
-        "KL = I(x;z) + KL(q(z)‖p(z)); hole fraction = share of prior samples where q(z) is below its 1st percentile.",
+        "KL = I(x;z) + KL(q(z)‖p(z)); hole fraction = share of prior samples where q(z) is below its 1st "
+        "percentile at held-out encodings (0.01 if p(z) = q(z)); hole rank = their mean percentile rank there "
+        "(0.5 if p(z) = q(z)).",
         *([] if not any(RANK_KEY in row.stats for row in rows) else [
             "Exact NLL = −log p(x) by quadrature over the latent plane (latent_dim ≤ 2), with its quadrature error "
             "bound; the rows are ranked by it, best first."]),  # fmt: skip

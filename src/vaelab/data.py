@@ -144,6 +144,14 @@ class DigitsDataModule(InMemoryDataModule):
 AMAT_SPLITS = {"train": "train", "val": "valid", "test": "test"}  # our split name → file suffix
 MNIST_SIZES = {"train": 50000, "val": 10000, "test": 10000}
 NUM_PIXELS = 784
+# The test file is MNIST's test set in class order (verified in ../shared/data/binarized_mnist/README.md):
+# these many 0s, then 1s, …; the train and valid files are shuffled and their labels unknown.
+MNIST_TEST_CLASS_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
+
+
+def mnist_test_labels() -> torch.Tensor:
+    """The digit of each of the 10000 binarized MNIST test images, in file order."""
+    return torch.repeat_interleave(torch.arange(10), torch.tensor(MNIST_TEST_CLASS_COUNTS))
 
 
 class AmatFormatError(ConfigError):
@@ -226,7 +234,8 @@ class BinarizedMNISTDataModule(InMemoryDataModule):
     """Statically binarized MNIST: 50000 train, 10000 validation, 10000 test images of 784
     pixels in {0, 1}, read from `<root>/binarized_mnist_{train,valid,test}.amat`.
 
-    The data have no labels; y is -1 for every image (figures colour all points alike).
+    The test images carry their digit as y (the test file is in class order, `mnist_test_labels`)
+    when the file has all 10000; train and validation labels are unknown, y = -1 there.
     `check_sizes` insists on the canonical counts (turn it off for small test files); `limit`
     keeps only the first `limit` images of each split (smoke tests), after that check.
     """
@@ -259,6 +268,9 @@ class BinarizedMNISTDataModule(InMemoryDataModule):
         splits = {}
         for split, suffix in AMAT_SPLITS.items():
             rows = MNIST_SIZES[split] if self.check_sizes else None
-            x = torch.from_numpy(read_amat(root / f"binarized_mnist_{suffix}.amat", num_rows=rows)[: self.limit]).float()
-            splits[split] = (x, torch.full((x.shape[0],), -1, dtype=torch.long))
+            x = torch.from_numpy(read_amat(root / f"binarized_mnist_{suffix}.amat", num_rows=rows))
+            y = torch.full((x.shape[0],), -1, dtype=torch.long)
+            if split == "test" and x.shape[0] == MNIST_SIZES["test"]:  # the canonical file, in class order
+                y = mnist_test_labels()
+            splits[split] = (x[: self.limit].float(), y[: self.limit])
         return splits

@@ -101,15 +101,19 @@ def latent_figure(view: LatentView, title: str = "", dpi: int = 100) -> Figure:
     fig = Figure(figsize=(7.0, 5.0), dpi=dpi)
     ax = fig.add_axes((0.1, 0.1, 0.68, 0.83))
     ax.contourf(view.xs, view.ys, view.density, levels=16, cmap="Greys")
-    if (view.labels < 0).all():  # a dataset without labels (binarized MNIST: y = -1): one colour
+    known = view.labels >= 0  # y = -1: no label (binarized MNIST's train and validation images)
+    if not known.any():  # one colour
         points = ax.scatter(*view.points.T, c="tab:blue", s=9, alpha=0.6, linewidths=0)
         handles, names, legend_title = [points], ["test\nE[z|x]"], None
     else:
         palette = 10 if view.labels.max(initial=0) < 10 else 20  # qualitative colours, one per class
-        points = ax.scatter(*view.points.T, c=view.labels, cmap=f"tab{palette}", vmin=-0.5, vmax=palette - 0.5,
-                            s=9, alpha=0.85, linewidths=0)  # fmt: skip
+        points = ax.scatter(*view.points[known].T, c=view.labels[known], cmap=f"tab{palette}", vmin=-0.5,
+                            vmax=palette - 0.5, s=9, alpha=0.85, linewidths=0)  # fmt: skip
         handles, _ = points.legend_elements(num=None)
-        names, legend_title = [str(int(label)) for label in np.unique(view.labels)], "label"
+        names, legend_title = [str(int(label)) for label in np.unique(view.labels[known])], "label"
+        if not known.all():  # the unlabelled ones in grey, under their own entry
+            handles.append(ax.scatter(*view.points[~known].T, c="0.5", s=9, alpha=0.6, linewidths=0))
+            names.append("no label")
     if view.means is not None:
         handles.append(ax.scatter(*view.means.T, marker="X", s=55, c="red", edgecolors="white", linewidths=0.8))
         names.append("component\nmeans")
