@@ -59,6 +59,8 @@ def test_a_short_run_writes_every_picture_as_png_and_to_tensorboard(make_cfg, tm
     assert (run_dir / "latent.png").read_bytes() == (run_dir / f"figures/latent_epoch{EPOCHS:03d}.png").read_bytes()
 
     tags = image_tags(run_dir)
+    assert tags.pop("quality/vs_density") == [EPOCHS]  # the evaluation's one figure (vaelab.quality)
+    assert_picture(run_dir / "quality_vs_density.png", Image.open(run_dir / "quality_vs_density.png").size)
     expected = {"latent/figure"} | {f"images/{name}" for name in names if name != "latent"}
     assert set(tags) == expected
     # One picture per epoch; the end of training falls on the last epoch's step and is not repeated.

@@ -153,7 +153,8 @@ def run(cfg: DictConfig, build_model: Callable[[DictConfig, pl.LightningDataModu
     if not trainer.is_global_zero:  # DDP: the test metrics above are reduced over all processes already
         return metrics
     # `trainer.test` loaded the best checkpoint into `model`: IS log-likelihood, KL decomposition, holes.
-    metrics.update(evaluate_test_set(model, datamodule, cfg, run_dir))  # + sample quality (vaelab.quality)
+    figure_dir = run_dir if cfg.figures.enabled else None  # figures.enabled=false: no pictures at all
+    metrics.update(evaluate_test_set(model, datamodule, cfg, figure_dir))  # + sample quality (vaelab.quality)
     log_evaluation(trackers, cfg, metrics, step=trainer.current_epoch, run_dir=run_dir)
     log.info(format_table(metrics))
     atomic_write_json(run_dir / "metrics.json", metrics)
