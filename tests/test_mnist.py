@@ -171,6 +171,14 @@ def test_preset_sets_the_papers_model():
     assert compose_config("experiment=vampprior_paper", "prior=mog").prior.num_components == 500
 
 
+def test_best_preset_is_the_papers_model_with_learned_weights_and_data_initialised_pseudo_inputs():
+    paper, best = compose_config("experiment=vampprior_paper"), compose_config("experiment=mnist_best")
+    assert best.prior.num_components == 500 and best.prior.init == "data" and best.prior.learnable_weights is True
+    for key in ("encoder", "decoder", "optimizer", "early_stopping", "eval", "dataset", "trainer"):
+        assert best[key] == paper[key], key
+    assert (best.latent_dim, best.batch_size, best.kl_warmup_epochs) == (40, 100, 100)
+
+
 @pytest.mark.parametrize("prior", ["maf", "nsf", "lars", "vamp_data"])
 def test_preset_sizes_the_new_priors_like_the_vampprior(prior):
     """500 pseudo-inputs of 784 pixels are 392k numbers; the flows and lars's acceptance network
