@@ -191,3 +191,19 @@ def test_a_sweep_refits_each_job_reports_both_rows_and_does_not_refit_twice(tmp_
     assert (tmp_path / "0_standard_seed0" / "posthoc" / "mog" / "posthoc.json").stat().st_mtime_ns == done
     assert "fitted earlier: skipped" in (tmp_path / "0_standard_seed0" / "train.log").read_text()
     assert (unfinished / "posthoc.json").is_file() and (unfinished / "attempts" / "1" / "metrics.json").is_file()
+
+
+def test_the_posthoc_key_does_not_split_the_joint_rows_of_a_report():
+    """Joint runs from a sweep with `posthoc=` and one without belong to the same rows: the key
+    names refits made afterwards, not a setting of the joint model."""
+    from pathlib import Path
+
+    from vaelab.compare import Job, group
+
+    def job(num: int, prior: str, **overrides: str) -> Job:
+        typed = {"prior": f"prior={prior}", "seed": "seed=0", **{k: f"{k}={v}" for k, v in overrides.items()}}
+        return Job(Path(f"{num}_{prior}"), num, prior, 0, typed, "completed")
+
+    jobs = [job(0, "standard", posthoc="[mog]"), job(1, "standard"), job(2, "mog"), job(3, "mog", latent_dim="4")]
+    labels = sorted(row.label for row in group(jobs))
+    assert labels == ["mog", "mog (latent_dim=4)", "standard"]

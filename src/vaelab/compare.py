@@ -177,7 +177,8 @@ def collect(sweep_dir: str | Path) -> list[Job]:
 def group(jobs: list[Job]) -> list[Row]:
     """Rows: jobs with the same prior and the same value of every swept key but `seed`."""
     keys = {key for job in jobs for key in job.overrides}
-    varying = [key for key in sorted(keys - {"seed", "prior"}) if len({job.overrides.get(key) for job in jobs}) > 1]
+    # `posthoc` names the refits made after a job; it does not change the job's own model.
+    varying = [key for key in sorted(keys - {"seed", "prior", "posthoc"}) if len({job.overrides.get(key) for job in jobs}) > 1]
     rows: dict[tuple, Row] = {}
     for job in jobs:
         settings = " ".join(job.overrides[key] for key in varying if key in job.overrides)
