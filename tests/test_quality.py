@@ -174,7 +174,8 @@ def test_decoded_samples_are_in_the_data_units_the_classifier_knows(make_cfg):
 
 
 def test_a_run_writes_the_quality_metrics_figure_and_tensorboard_image(make_cfg, quality_cache):
-    cfg = make_cfg(*QUICK, "trainer.max_epochs=1", "eval.quality.num_samples=200")
+    # Pictures on (figures.enabled=false turns the evaluation's figure off with the others).
+    cfg = make_cfg(*QUICK, "figures.enabled=true", "trainer.max_epochs=1", "eval.quality.num_samples=200")
     assert cfg.eval.quality.cache_dir == str(quality_cache) == os.environ["VAELAB_CACHE"]
     vaelab.run(cfg)
     run_dir = ROOT / cfg.run_dir
