@@ -58,3 +58,18 @@ def test_output_to_a_pipe_has_one_line_per_epoch_no_bar_and_train_log_has_the_sa
         line for line in log.splitlines() if EPOCH_LINE.search(line)]
     assert re.search(r"vaelab: prior=standard .*test NLL=[\d.]+ \(S=10\) ELBO=-[\d.]+", out)
     assert "test NLL=" in log
+
+
+def test_time_per_epoch_of_a_resumed_run_counts_only_the_epochs_it_trained(monkeypatch):
+    """A run resumed at epoch 50 that trained 2 epochs in 20 s took 10 s per epoch, not 20/52."""
+    from types import SimpleNamespace
+
+    from vaelab import logs
+
+    clock = iter([100.0, 120.0])
+    monkeypatch.setattr(logs.time, "perf_counter", lambda: next(clock))
+    epoch_log = logs.EpochLog()
+    trainer = SimpleNamespace(current_epoch=50, max_epochs=1000, callback_metrics={})
+    epoch_log.on_fit_start(trainer, None)
+    epoch_log.on_train_start(trainer, None)
+    assert epoch_log.line(trainer, 52).endswith("10.00 s/epoch  20.0 s")

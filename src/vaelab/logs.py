@@ -52,6 +52,7 @@ class EpochLog(pl.Callback):
     def __init__(self, every_n_epochs: int = 1, terminal: bool = False, monitor: str = "val/loss"):
         self.every_n_epochs, self.terminal, self.monitor = every_n_epochs, terminal, monitor
         self.start = 0.0
+        self.first_epoch = 0  # epochs already done when this fit started (a resumed run)
         self.best: float | None = None  # the lowest `monitor` so far
         self.written = 0  # the epoch of the last line
         self._filter = _NotOnTerminals()
@@ -64,6 +65,9 @@ class EpochLog(pl.Callback):
             self._filtered = [h for h in handlers if getattr(h.stream, "isatty", lambda: False)()]
             for handler in self._filtered:
                 handler.addFilter(self._filter)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.first_epoch = trainer.current_epoch  # restored from the checkpoint by now
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for handler in self._filtered:
@@ -94,7 +98,7 @@ class EpochLog(pl.Callback):
                 parts.append(f"{key} {metrics[key]:.3f}")
         if self.monitor in metrics and self.best is not None:
             parts[-1] += f" (best {self.best:.3f})"
-        parts.append(f"{elapsed / max(epochs, 1):.2f} s/epoch  {elapsed:.1f} s")
+        parts.append(f"{elapsed / max(epochs - self.first_epoch, 1):.2f} s/epoch  {elapsed:.1f} s")
         return "  ".join(parts)
 
     def write(self, trainer: pl.Trainer, epochs: int) -> None:
