@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import vaelab
 from vaelab import features, quality
-from vaelab.data import BinarizedMNISTDataModule, DigitsDataModule, InMemoryDataModule
+from vaelab.data import BinarizedMNISTDataModule, DigitsDataModule, InMemoryDataModule, mnist_test_labels
 
 from conftest import ROOT
 
@@ -133,11 +133,11 @@ def test_a_corrupt_cache_file_is_trained_again(digits_sets, tmp_path):
 
 
 def test_mnist_fits_the_classifier_on_even_test_images_and_compares_with_the_odd_ones():
-    labels = features.mnist_test_labels()
+    labels = mnist_test_labels()
     assert len(labels) == 10000 and labels[0] == 0 and labels[-1] == 9 and (labels.diff() >= 0).all()
     datamodule = BinarizedMNISTDataModule(root="unused")
     x = torch.arange(10000.0)[:, None].expand(-1, 784)  # image i holds the value i: the indices show
-    datamodule.splits = {"test": (x, torch.full((10000,), -1))}
+    datamodule.splits = {"test": (x, labels)}  # as BinarizedMNISTDataModule.load labels the full test file
     sets = features.labelled_sets(datamodule)
     fit, val, ref = (part[0][:, 0].long() for part in (sets.train, sets.val, sets.reference))
     assert (fit % 2 == 0).all() and (val % 2 == 0).all() and (ref % 2 == 1).all()
