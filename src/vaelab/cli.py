@@ -22,7 +22,6 @@ def remove_unused_run_dir(run_dir: str | Path, job_log: str = "train.log") -> bo
     return True
 
 
-
 def check_overrides(overrides: list[str], config_dir: str | Path, config_name: str = "train") -> None:
     """Compose the config with the command line's overrides as `python train.py` will, and raise
     one ConfigError line for what Hydra would report in several: a mistyped key

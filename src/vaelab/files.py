@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+ATTEMPTS = "attempts"  # `set_aside`'s folder of earlier attempts
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -28,3 +30,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def set_aside(directory: str | Path, keep: Iterable[str] = ()) -> Path:
+    """Move what an earlier, unfinished or failed attempt wrote in `directory` (all but `keep` and
+    `attempts/`) into `attempts/<n>/`: the work starts afresh there and nothing is lost."""
+    directory = Path(directory)
+    keep = {*keep, ATTEMPTS}
+    target = directory / ATTEMPTS / str(len(list((directory / ATTEMPTS).glob("*"))) + 1)
+    target.mkdir(parents=True)
+    for path in directory.iterdir():
+        if path.name not in keep:
+            path.rename(target / path.name)
+    return target

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vaelab.config import check_config
 from vaelab.errors import ConfigError
-from vaelab.files import atomic_write_json
+from vaelab.files import ATTEMPTS, atomic_write_json, set_aside
 from vaelab.interrupt import TrainingInterrupted
 from vaelab.model import VAE
 from vaelab.posthoc_setup import before_after, labelled, load_source, log_to, posthoc_config, source_prior
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 POSTHOC_DIR = "posthoc"  # <run>/posthoc/<prior>: the refits of a run
 DONE_FILE = "posthoc.json"  # written last: the refit is complete (source, prior, before, after)
 FAILED_FILE = "failed.json"
-ATTEMPTS = "attempts"  # earlier, unfinished attempts of a refit, kept
 CONF = Path(__file__).resolve().parents[2] / "conf"  # the checkout's conf/ (an editable install)
 
 
@@ -207,17 +206,6 @@ def prior_options() -> list[str]:
     if GlobalHydra.instance().is_initialized():
         return sorted(GlobalHydra.instance().config_loader().get_group_options("prior"))
     return sorted(path.stem for path in (CONF / "prior").glob("*.yaml"))
-
-
-def set_aside(out: Path) -> Path:
-    """Move what an unfinished or failed refit wrote into `attempts/<n>/`: nothing is lost, and
-    the refit starts afresh in the same directory."""
-    target = out / ATTEMPTS / str(len(list((out / ATTEMPTS).glob("*"))) + 1)
-    target.mkdir(parents=True)
-    for path in out.iterdir():
-        if path.name != ATTEMPTS:
-            path.rename(target / path.name)
-    return target
 
 
 def refit_job(cfg: DictConfig) -> list[str]:

@@ -33,7 +33,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vaelab.errors import ConfigError
-from vaelab.files import atomic_write_json
+from vaelab.files import atomic_write_json, set_aside
 from vaelab.resume import INTERRUPTED_FILE
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,6 @@ def previous_attempt(job_dir: Path) -> str | None:
     return "killed" if (job_dir / JOB_FILE).is_file() else None
 
 
-def _set_aside(job_dir: Path) -> Path:
-    """Move what a failed or killed attempt wrote into `attempts/<n>/`, so the job starts afresh
-    and nothing is lost."""
-    keep = {".hydra", JOB_FILE, "attempts", "train.log"}
-    target = job_dir / "attempts" / str(len(list((job_dir / "attempts").glob("*"))) + 1)
-    target.mkdir(parents=True)
-    for path in job_dir.iterdir():
-        if path.name not in keep:
-            path.rename(target / path.name)
-    return target
-
-
 def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None = None) -> float:
     """One job of a sweep: `run(cfg)` (default `vaelab.run`) with any exception recorded in the
     job's `failed.json` and logged rather than raised. Returns test/loss (NaN for a failed job).
@@ -119,7 +107,7 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
         mode = "resumed"
     elif previous in ("failed", "killed"):
         log.info("job %s %s in an earlier run of this sweep: its files are in %s; running it again",
-                 job_dir.name, previous, _set_aside(job_dir))  # fmt: skip
+                 job_dir.name, previous, set_aside(job_dir, keep=(".hydra", JOB_FILE, "train.log")))  # fmt: skip
         mode = "fresh"
     else:
         mode = "resumed" if previous == "interrupted" else "fresh"
