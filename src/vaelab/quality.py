@@ -92,26 +92,15 @@ def fid(real: Tensor, fake: Tensor) -> float:
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties given their average rank."""
-    order = values.argsort(kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse.ravel(), weights=ranks)
-    return sums[inverse.ravel()] / counts[inverse.ravel()]
-
-
 def spearman(a, b) -> float:
-    """Spearman's rank correlation: Pearson's correlation of the ranks, over the finite pairs."""
+    """Spearman's rank correlation (scipy's, ties at their average rank) over the finite pairs."""
+    from scipy.stats import spearmanr  # scipy comes with scikit-learn
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     keep = np.isfinite(a) & np.isfinite(b)
-    if keep.sum() < 3:
+    if keep.sum() < 3 or np.ptp(a[keep]) == 0 or np.ptp(b[keep]) == 0:  # undefined: fewer than 3 points, or constant
         return math.nan
-    ra, rb = _ranks(a[keep]), _ranks(b[keep])
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = math.sqrt((ra**2).sum() * (rb**2).sum())
-    return float((ra * rb).sum() / denominator) if denominator > 0 else math.nan
+    return float(spearmanr(a[keep], b[keep]).statistic)
 
 
 def decoded(model, z: Tensor, decode: str) -> Tensor:
