@@ -117,6 +117,26 @@ def test_a_picture_that_cannot_be_drawn_is_a_warning_not_the_end_of_training(mak
     assert metrics["epochs"] == EPOCHS
 
 
+def test_matplotlib_and_the_files_run_beside_training_and_their_failure_is_a_warning(make_cfg, monkeypatch):
+    """The latent figure is rendered and saved in the background thread; a failure there is a
+    warning for that epoch's drawing, and the other pictures and epochs still come."""
+    threads, save_png = set(), F.save_png
+
+    def record(image, path):
+        threads.add(__import__("threading").current_thread().name)
+        save_png(image, path)
+
+    def broken(fig):
+        raise RuntimeError("Agg is out of memory")
+
+    monkeypatch.setattr(F, "save_png", record)
+    monkeypatch.setattr(F, "render", broken)
+    with pytest.warns(UserWarning, match="LatentFigures: no pictures at epoch 1: RuntimeError: Agg is out"):
+        metrics = vaelab.run(make_cfg(*FAST))
+    assert metrics["epochs"] == EPOCHS
+    assert {name.split("_")[0] for name in threads} == {"vaelab-figures"}
+
+
 def test_only_rank_zero_draws(tmp_path):
     trainer = SimpleNamespace(is_global_zero=False, sanity_checking=False, current_epoch=9,
                               state=SimpleNamespace(fn="fit"))  # fmt: skip
