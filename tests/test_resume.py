@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 
 import pytest
 import torch
@@ -193,3 +194,36 @@ def test_a_run_stopped_inside_an_epoch_leaves_its_final_state_in_last_ckpt(tmp_p
                               "eval.num_samples=5", "eval.num_latent_samples=100", "eval.exact=false", f"run_dir={tmp_path}"))  # fmt: skip
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 6 and "optimizer_states" in state  # 4 steps per epoch: stopped in the second
+
+
+def test_background_checkpoints_hold_the_state_at_saving_and_keep_their_order(tmp_path, monkeypatch):
+    from vaelab.interrupt import BackgroundCheckpointIO
+
+    io, gate, threads = BackgroundCheckpointIO(), threading.Event(), set()
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def slow(self, checkpoint, path, storage_options=None):  # the disk is slow: training goes on meanwhile
+        threads.add(threading.current_thread().name)
+        gate.wait(10)
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", slow)
+    weights = torch.ones(3)
+    io.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "best-001.ckpt")
+    weights.add_(1)  # the optimizer's next step, in place, before the file is written
+    io.remove_checkpoint(tmp_path / "best-001.ckpt")  # queued behind the write: removes the written file
+    io.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "best-002.ckpt")
+    assert not (tmp_path / "best-002.ckpt").exists()
+    gate.set()
+    io.teardown()  # what Lightning calls at the end of fit and on an exception
+    assert [p.name for p in tmp_path.iterdir()] == ["best-002.ckpt"]
+    assert torch.equal(torch.load(tmp_path / "best-002.ckpt")["state_dict"]["w"], torch.full((3,), 2.0))
+    assert threading.current_thread().name not in threads
+
+    def full(self, checkpoint, path, storage_options=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", full)
+    with pytest.raises(OSError, match="disk full"):  # at the next save or at the latest at teardown
+        io.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "best-003.ckpt")
+        io.teardown()

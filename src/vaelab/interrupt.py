@@ -7,7 +7,8 @@
           Ctrl-C exits at once (status 130), writing nothing more.
 
 Checkpoints are written whole or not at all (`AtomicCheckpointIO`, with `vaelab.files`), like
-every JSON and report file of a run, so a kill at any moment leaves the previous version readable.
+every JSON and report file of a run, so a kill at any moment leaves the previous version readable;
+a run writes them in a background thread (`BackgroundCheckpointIO`) that a stop waits for.
 
 Under a scheduler the signal also asks for a requeue (`vaelab.interrupt.requeue`): submitit's own
 handler when the job was started by Hydra's submitit launcher (it resubmits the same job, which
@@ -29,6 +30,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
+from pytorch_lightning.plugins.io import AsyncCheckpointIO
 from lightning_fabric.utilities.seed import _collect_rng_states, _set_rng_states
 
 from vaelab.files import atomic_write, atomic_write_json
@@ -42,6 +44,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         atomic_write(path, lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp, storage_options))
+
+
+class BackgroundCheckpointIO(AsyncCheckpointIO):
+    """Lightning's AsyncCheckpointIO around `AtomicCheckpointIO`: the checkpoint's tensors are
+    copied at once and the file is written in one background thread while training goes on (on
+    digits, writing `best-*.ckpt` after every improving epoch took 8% of the epoch's time). Removing
+    an older checkpoint waits its turn behind the writes queued before it. Lightning waits for the
+    thread, and raises what failed in it, at the end of fit and when training stops on an exception
+    or a signal, before `interrupted.json` is written."""
+
+    def __init__(self):
+        super().__init__(AtomicCheckpointIO())
+
+    def remove_checkpoint(self, path) -> None:
+        self._ensure_setup()
+
+        def remove() -> None:
+            try:
+                self.checkpoint_io.remove_checkpoint(path)
+            except BaseException as error:  # noqa: BLE001 - raised by the next save or at teardown
+                self._error = error
+
+        self._executor.submit(remove)
 
 
 class RandomStreams(pl.Callback):

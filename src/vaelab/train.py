@@ -25,7 +25,7 @@ from vaelab.callbacks import LatentFigures
 from vaelab.config import check_config
 from vaelab.evaluate import evaluate_test_set, format_table, log_evaluation
 from vaelab.files import atomic_write_json, atomic_write_text
-from vaelab.interrupt import (AtomicCheckpointIO, GracefulStop, LatestCheckpoint, RandomStreams, TrainingInterrupted,
+from vaelab.interrupt import (BackgroundCheckpointIO, GracefulStop, LatestCheckpoint, RandomStreams, TrainingInterrupted,
                               requeue, write_interrupted)  # fmt: skip
 from vaelab.logs import EpochLog, use_progress_bar
 from vaelab.model import VAE, WarmupEarlyStopping
@@ -127,7 +127,7 @@ def run(cfg: DictConfig, build_model: Callable[[DictConfig, pl.LightningDataModu
     # Resuming: TensorBoard hides events after the checkpoint's step (logged before a hard kill).
     trackers = loggers(cfg, purge_step=resume_from[1] + 1 if resume_from else None)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=trackers or False,
-                                      enable_progress_bar=progress_bar, plugins=[AtomicCheckpointIO()])  # fmt: skip
+                                      enable_progress_bar=progress_bar, plugins=[BackgroundCheckpointIO()])  # fmt: skip
 
     start = time.perf_counter()
     try:
