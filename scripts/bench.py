@@ -139,6 +139,24 @@ def pseudo_input_pass(loader, warmup: int) -> float:
     return (clock() - start) / (len(loader) - warmup)
 
 
+def compiled(model: vaelab.VAE, mode: str) -> vaelab.VAE:
+    """The model with `torch.compile` on its encoder and decoder networks (the distributions,
+    the prior and the loss stay eager)."""
+    model.encoder.net = torch.compile(model.encoder.net, mode=mode)
+    model.decoder.net = torch.compile(model.decoder.net, mode=mode)
+    return model
+
+
+def time_compiled(prior: str, loader, warmup: int, mode: str) -> tuple[float, float]:
+    """(seconds per step, seconds of the first step: compiling) of the plain loop, networks compiled."""
+    pl.seed_everything(0, verbose=False)
+    model = compiled(vaelab.build(paper_config(prior)), mode)
+    start = clock()
+    first = plain_loop(model, [next(iter(loader))] * 2, 1)  # compiles on the first batch
+    compile_seconds = clock() - start - first
+    return plain_loop(model, loader, warmup), compile_seconds
+
+
 def time_prior(name: str, loader, warmup: int) -> float:
     """`time_step` for a row of the table: a prior, or the VampPrior with torch's broadcasting
     log-density, an (N, K, latent_dim) tensor, in place of vaelab's matrix products."""
@@ -167,6 +185,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (all cores)")
     parser.add_argument("--priors", nargs="+", default=PRIORS, choices=PRIORS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the models run (cpu)")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                        help="paper: also time the plain loop with torch.compile on the encoder and decoder "
+                             "(mode: default, reduce-overhead, max-autotune)")
     parser.add_argument("--root", default=None, help="binarized MNIST folder (the dataset config's root)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. encoder.hidden=500")
     args = parser.parse_args()
@@ -212,6 +233,17 @@ def main() -> None:
         print(f"\n  floor for vamp: standard step + pseudo-input pass alone ({seconds['pseudo-input pass']:.4f} s) "
               f"= {floor:.4f} s/step, {floor / seconds['standard']:.2f}x standard; vamp / floor = "
               f"{seconds['vamp'] / floor:.2f}")  # fmt: skip
+
+    if args.compile:
+        print(f"\n  torch.compile (mode={args.compile}) on the encoder and decoder, plain loop: s/step eager, compiled")
+        for prior in args.priors:
+            eager, fast, first = [], [], []
+            for _ in range(args.repeats):  # interleaved, so drifting machine load hits both alike
+                eager.append(time_step(prior, loader, args.warmup))
+                step, compile_seconds = time_compiled(prior, loader, args.warmup, args.compile)
+                fast.append(step), first.append(compile_seconds)
+            print(f"  {prior:<22} eager {min(eager):.4f}, compiled {min(fast):.4f} s/step: {min(fast) / min(eager):.3f}x "
+                  f"(compiling: {max(first):.1f} s; a process reuses what it compiled)", flush=True)  # fmt: skip
 
     print("\n  Lightning's overhead: VAE.training_step in a Trainer vs a plain PyTorch loop (same batches)")
     for prior in [p for p in ("standard", "vamp") if p in args.priors]:

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -43,3 +45,15 @@ def test_bench_everyday_prints_training_ratios_the_breakdown_and_start_up(tmp_pa
     assert re.search(r"^  python train.py --cfg job +[\d.]+ s +[\d.]+ s", out, re.M), out
     assert re.search(r'^  python -c "import vaelab" +[\d.]+ s +[\d.]+ s', out, re.M), out
     assert "load average" in out
+
+
+@pytest.mark.slow
+def test_bench_compile_prints_eager_and_compiled_step_times(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--steps", "2", "--warmup", "1", "--repeats", "1", "--threads", "1",
+         "--priors", "standard", "--compile", "--root", str(tmp_path / "no_data"), "encoder.hidden=32", "decoder.hidden=32"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"^  standard +eager [\d.]+, compiled [\d.]+ s/step: [\d.]+x \(compiling: [\d.]+ s", result.stdout,
+                     re.M), result.stdout  # fmt: skip
