@@ -59,10 +59,13 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_run(tmp_path, mon
     assert record["signal"] == "SIGTERM" and record["step"] == stop_step
     assert record["resume"] == f"python train.py resume={run_dir.resolve()}"
     assert not (run_dir / "metrics.json").exists()
+    earlier = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)["callbacks"]["EpochLog"]
+    assert earlier["seconds"] > 0 and earlier["best"] is not None  # training time and best loss so far
     monkeypatch.undo()
 
     resumed = vaelab.run(compose_config(*SETTINGS, f"run_dir={run_dir}", f"resume={run_dir / 'checkpoints/last.ckpt'}"))
     assert not (run_dir / "interrupted.json").exists()
+    assert resumed["train_seconds"] > earlier["seconds"], "a resumed run's training time counts the first process too"
     assert whole["epochs"] < 40, "early stopping must end the run for this test to mean anything"
     for key in set(whole) - set(VOLATILE):
         assert resumed[key] == whole[key], key  # exactly: same draws, same data order, same states

@@ -42,7 +42,9 @@ class _NotOnTerminals(logging.Filter):
 
 class EpochLog(pl.Callback):
     """One line per `every_n_epochs` epochs (and the last one) with the epoch, the training and
-    validation loss, the time per epoch and the time since training started.
+    validation loss, the time per epoch and the time since training started. A resumed run counts
+    its time per epoch over the epochs this process trained, and its total from the first process
+    on (the seconds and the best loss travel in the checkpoint).
 
     The line of an epoch is written when the epoch is completely done (validation, checkpoints,
     the module's epoch-end logging of `train/*`): at the start of the next one or at the end.
@@ -51,8 +53,9 @@ class EpochLog(pl.Callback):
 
     def __init__(self, every_n_epochs: int = 1, terminal: bool = False, monitor: str = "val/loss"):
         self.every_n_epochs, self.terminal, self.monitor = every_n_epochs, terminal, monitor
-        self.start = 0.0
+        self.start: float | None = None
         self.first_epoch = 0  # epochs already done when this fit started (a resumed run)
+        self.earlier = 0.0  # seconds of training before this fit (a resumed run: from its checkpoint)
         self.best: float | None = None  # the lowest `monitor` so far
         self.written = 0  # the epoch of the last line
         self._filter = _NotOnTerminals()
@@ -68,6 +71,16 @@ class EpochLog(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.first_epoch = trainer.current_epoch  # restored from the checkpoint by now
+
+    def seconds(self) -> float:
+        """Training time of the run so far: the earlier processes' (up to their checkpoint) and this fit's."""
+        return self.earlier + (0.0 if self.start is None else time.perf_counter() - self.start)
+
+    def state_dict(self) -> dict[str, float | None]:  # saved in every training checkpoint
+        return {"seconds": self.seconds(), "best": self.best}
+
+    def load_state_dict(self, state: dict[str, float | None]) -> None:
+        self.earlier, self.best = float(state.get("seconds") or 0.0), state.get("best")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for handler in self._filtered:
@@ -90,7 +103,7 @@ class EpochLog(pl.Callback):
 
     def line(self, trainer: pl.Trainer, epochs: int) -> str:
         metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if value.numel() == 1}
-        elapsed = time.perf_counter() - self.start
+        elapsed = time.perf_counter() - (self.start or 0.0)
         total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         parts = [f"epoch {epochs}{total}"]
         for key in ("train/loss", "val/loss"):
@@ -98,7 +111,7 @@ class EpochLog(pl.Callback):
                 parts.append(f"{key} {metrics[key]:.3f}")
         if self.monitor in metrics and self.best is not None:
             parts[-1] += f" (best {self.best:.3f})"
-        parts.append(f"{elapsed / max(epochs - self.first_epoch, 1):.2f} s/epoch  {elapsed:.1f} s")
+        parts.append(f"{elapsed / max(epochs - self.first_epoch, 1):.2f} s/epoch  {self.earlier + elapsed:.1f} s")
         return "  ".join(parts)
 
     def write(self, trainer: pl.Trainer, epochs: int) -> None:

@@ -139,7 +139,9 @@ def run(cfg: DictConfig, build_model: Callable[[DictConfig, pl.LightningDataModu
             print(f"vaelab: {error}; saved {error.checkpoint}. Resume with: {command}", file=sys.stderr, flush=True)
             requeue(error)
         raise
-    train_seconds = time.perf_counter() - start
+    # A resumed run: plus the training time of the processes before it, up to its checkpoint.
+    earlier = next((c.earlier for c in callbacks if isinstance(c, EpochLog)), 0.0)
+    train_seconds = earlier + time.perf_counter() - start
     ckpt = checkpoint.best_model_path or None
     (results,) = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
 
