@@ -10,7 +10,6 @@ import math
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -232,22 +231,18 @@ def test_evaluation_is_seeded_and_leaves_the_global_random_stream_alone(trained_
     assert first == second and "test/nll_exact" in first
 
 
-@pytest.mark.slow  # about 20 s on 2 idle CPU cores: S * N = 2.2 million decoder passes
-def test_S_5000_on_the_digits_test_set_is_chunked_and_takes_seconds(trained_run, trained_model):
+def test_a_large_S_is_drawn_in_chunks_and_agrees_with_one_chunk(trained_run, trained_model):
     model, x = trained_model
     shapes = []
     decode = model.decode
     model.decode = lambda z: shapes.append(tuple(z.shape)) or decode(z)  # record what the decoder sees
     try:
-        start = time.perf_counter()
-        m = evaluate_model(model, x, seed=0, num_samples=5000, chunk_size=100, exact=False)
-        seconds = time.perf_counter() - start
+        m = evaluate_model(model, x, seed=0, num_samples=520, chunk_size=50, exact=False)
     finally:
         del model.decode
-    assert len(shapes) == 50 and max(shapes) == (100, 447, 2)  # memory holds 100 x 447 latent points
-    assert m["test/nll"] < trained_run[1]["test/nll"]  # tighter than S = 100
-    assert seconds < 180, f"S=5000 took {seconds:.1f}s"
-    print(f"S=5000 on {len(x)} digits: {seconds:.1f}s")
+    assert shapes == [(50, len(x), 2)] * 10 + [(20, len(x), 2)]  # memory holds 50 x N latent points
+    assert m["test/nll"] < -m["test/elbo"]  # the importance-sampled bound is tighter than the ELBO
+    assert m["test/nll"] == pytest.approx(trained_run[1]["test/nll"], abs=0.02)  # as S = 100 in one chunk
 
 
 # -- scripts/evaluate.py --------------------------------------------------------------------------
