@@ -441,9 +441,25 @@ def test_vamp_init_from_data_copies_distinct_rows():
     x = torch.randint(0, 17, (100, INPUT_DIM)).float()
     prior.init_from_data(x)
     u = prior.pseudo_inputs()
-    matches = (u[:, None, :] == x[None, :, :]).all(-1)  # (K, N): u_k equals row n of x
+    # (K, N): u_k is row n of x, its pixels at the bounds 0 and 16 moved 1% of the range inside
+    matches = (u[:, None, :] == x[None, :, :].clamp(0.16, 15.84)).all(-1)
     assert matches.any(1).all()
     assert len(set(matches.float().argmax(1).tolist())) == u.shape[0]  # no row copied twice
+
+
+def test_vamp_pseudo_inputs_copied_from_binary_images_are_learned():
+    """The hard-tanh passes no gradient at its bounds, where every pixel of a binary image is."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 2, (100, INPUT_DIM)).float()
+    learned = VampPrior(LATENT_DIM, INPUT_DIM, init="data")
+    learned.init_from_data(x)
+    encoder = MLPEncoder(INPUT_DIM, LATENT_DIM, hidden=32, input_scale=1.0)
+    learned(encoder).log_prob(blobs(LATENT_DIM).float()).sum().backward()
+    assert (learned.u.grad != 0).all()  # every pixel of every pseudo-input moves
+    assert ((learned.u - x[:, None]).abs().amax(-1).amin(0) <= 0.01 + 1e-7).all()  # each near one image
+    fixed = VampPrior(LATENT_DIM, INPUT_DIM, init="data", learnable_inputs=False)
+    fixed.init_from_data(x)
+    assert set(fixed.pseudo_inputs().unique().tolist()) == {0.0, 1.0}  # vamp_data: the images as they are
 
 
 def test_vamp_init_from_data_needs_at_least_k_rows():

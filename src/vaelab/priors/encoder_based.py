@@ -43,10 +43,13 @@ class VampPrior(_EncoderMixture):
     The u_k are kept in the data range [input_min, input_max] by a hard-tanh, as in the paper.
     `init="random"` draws them from N(init_mean, init_std) in *fractions* of that range (the
     paper's N(0.05, 0.01) on [0, 1]); `init="data"` copies K training inputs (see
-    `init_from_data`, called by `vaelab.build`). `learnable_inputs=False` (with `init="data"`)
+    `init_from_data`, called by `vaelab.build`; pixels at the bounds start 1% of the range inside,
+    or their gradient would be zero). `learnable_inputs=False` (with `init="data"`)
     keeps those training inputs as they are, a buffer instead of a parameter: the paper's
     "VampPrior data" variant (`prior=vamp_data`).
     """
+
+    DATA_MARGIN = 0.01  # learnable data-initialised u_k start this fraction of the range inside it
 
     def __init__(
         self,
@@ -74,11 +77,18 @@ class VampPrior(_EncoderMixture):
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
-        """Copy K random rows of `x` (training inputs, data units) into the pseudo-inputs."""
+        """Copy K random rows of `x` (training inputs, data units) into the pseudo-inputs.
+
+        Learnable ones start `DATA_MARGIN` of the range inside it: the hard-tanh passes no gradient
+        at its bounds, where a binary image has every pixel, so a copied image would never move."""
         index = torch.randperm(x.shape[0])[: self.u.shape[0]]
         if len(index) < self.u.shape[0]:
             raise ValueError(f"prior.init=data needs at least {self.u.shape[0]} training inputs, got {len(index)}")
-        self.u.copy_(x[index].reshape(self.u.shape).to(self.u))
+        u = x[index].reshape(self.u.shape).to(self.u)
+        if isinstance(self.u, nn.Parameter):
+            margin = self.DATA_MARGIN * (self.input_max - self.input_min)
+            u = u.clamp(self.input_min + margin, self.input_max - margin)
+        self.u.copy_(u)
 
     def pseudo_inputs(self) -> torch.Tensor:
         return nn.functional.hardtanh(self.u, self.input_min, self.input_max)
