@@ -63,7 +63,9 @@ def clock() -> float:
 
 def paper_config(prior: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=["experiment=vampprior_paper", f"prior={prior}", "run_dir=unused", *OVERRIDES])
+        return compose(
+            "train", overrides=["experiment=vampprior_paper", f"prior={prior}", "run_dir=unused", *OVERRIDES]
+        )
 
 
 def training_images(root: str, num: int) -> tuple[torch.Tensor, str]:
@@ -110,9 +112,17 @@ class StepTimer(pl.Callback):
 def lightning_loop(model: vaelab.VAE, loader, warmup: int) -> float:
     """Seconds per step of `VAE.training_step` driven by a Trainer (no validation, no logger)."""
     timer = StepTimer(warmup)
-    trainer = pl.Trainer(accelerator="gpu" if DEVICE.type == "cuda" else "cpu", devices=1, max_epochs=1, limit_val_batches=0, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[timer])  # fmt: skip
+    trainer = pl.Trainer(
+        accelerator="gpu" if DEVICE.type == "cuda" else "cpu",
+        devices=1,
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
     trainer.fit(model, train_dataloaders=loader)
     return (timer.end - timer.start) / timer.count
 
@@ -173,9 +183,13 @@ def time_prior(name: str, loader, warmup: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=["paper", "everyday"], default="paper",
-                        help="paper: the step times above (default); everyday: the default digits run against a "
-                             "plain loop, its breakdown, start-up and the whole run (scripts/bench_everyday.py)")
+    parser.add_argument(
+        "--mode",
+        choices=["paper", "everyday"],
+        default="paper",
+        help="paper: the step times above (default); everyday: the default digits run against a "
+        "plain loop, its breakdown, start-up and the whole run (scripts/bench_everyday.py)",
+    )
     parser.add_argument("--epochs", type=int, default=100, help="everyday: training epochs per measurement (100)")
     parser.add_argument("--quick", action="store_true", help="everyday: only default, plain loop and bare Lightning")
     parser.add_argument("--full", action="store_true", help="everyday: also time the whole `python train.py`")
@@ -185,9 +199,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (all cores)")
     parser.add_argument("--priors", nargs="+", default=PRIORS, choices=PRIORS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the models run (cpu)")
-    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
-                        help="paper: also time the plain loop with torch.compile on the encoder and decoder "
-                             "(mode: default, reduce-overhead, max-autotune)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="MODE",
+        help="paper: also time the plain loop with torch.compile on the encoder and decoder "
+        "(mode: default, reduce-overhead, max-autotune)",
+    )
     parser.add_argument("--root", default=None, help="binarized MNIST folder (the dataset config's root)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. encoder.hidden=500")
     args = parser.parse_args()
@@ -209,13 +229,17 @@ def main() -> None:
     root = args.root or OmegaConf.select(cfg, "dataset.root")
     x, source = training_images(root, (args.warmup + args.steps) * cfg.batch_size)
     loader = batch_loader(x, torch.zeros(len(x), dtype=torch.long), cfg.batch_size, shuffle=False)
-    print(f"vaelab bench: experiment=vampprior_paper (latent_dim {cfg.latent_dim}, gated MLPs of "
-          f"{cfg.encoder.hidden}, batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)")  # fmt: skip
+    print(
+        f"vaelab bench: experiment=vampprior_paper (latent_dim {cfg.latent_dim}, gated MLPs of "
+        f"{cfg.encoder.hidden}, batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)"
+    )
     if args.overrides:
         print(f"  overrides: {' '.join(args.overrides)}")
     where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"  data: {source}; torch {torch.__version__}, {where}, "
-          f"best of {args.repeats} x {args.steps} steps after {args.warmup} warm-up steps\n")  # fmt: skip
+    print(
+        f"  data: {source}; torch {torch.__version__}, {where}, "
+        f"best of {args.repeats} x {args.steps} steps after {args.warmup} warm-up steps\n"
+    )
 
     rows = list(args.priors) + (["vamp, naive log_prob", "pseudo-input pass"] if "vamp" in args.priors else [])
     times: dict[str, list[float]] = {name: [] for name in rows}
@@ -230,9 +254,11 @@ def main() -> None:
 
     if "vamp" in seconds and "standard" in seconds:
         floor = seconds["standard"] + seconds["pseudo-input pass"]
-        print(f"\n  floor for vamp: standard step + pseudo-input pass alone ({seconds['pseudo-input pass']:.4f} s) "
-              f"= {floor:.4f} s/step, {floor / seconds['standard']:.2f}x standard; vamp / floor = "
-              f"{seconds['vamp'] / floor:.2f}")  # fmt: skip
+        print(
+            f"\n  floor for vamp: standard step + pseudo-input pass alone ({seconds['pseudo-input pass']:.4f} s) "
+            f"= {floor:.4f} s/step, {floor / seconds['standard']:.2f}x standard; vamp / floor = "
+            f"{seconds['vamp'] / floor:.2f}"
+        )
 
     if args.compile:
         print(f"\n  torch.compile (mode={args.compile}) on the encoder and decoder, plain loop: s/step eager, compiled")
@@ -242,8 +268,11 @@ def main() -> None:
                 eager.append(time_step(prior, loader, args.warmup))
                 step, compile_seconds = time_compiled(prior, loader, args.warmup, args.compile)
                 fast.append(step), first.append(compile_seconds)
-            print(f"  {prior:<22} eager {min(eager):.4f}, compiled {min(fast):.4f} s/step: {min(fast) / min(eager):.3f}x "
-                  f"(compiling: {max(first):.1f} s; a process reuses what it compiled)", flush=True)  # fmt: skip
+            print(
+                f"  {prior:<22} eager {min(eager):.4f}, compiled {min(fast):.4f} s/step: {min(fast) / min(eager):.3f}x "
+                f"(compiling: {max(first):.1f} s; a process reuses what it compiled)",
+                flush=True,
+            )
 
     print("\n  Lightning's overhead: VAE.training_step in a Trainer vs a plain PyTorch loop (same batches)")
     for prior in [p for p in ("standard", "vamp") if p in args.priors]:
@@ -251,8 +280,11 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so drifting machine load hits both alike
             plain.append(time_step(prior, loader, args.warmup))
             lightning.append(time_step(prior, loader, args.warmup, loop=lightning_loop))
-        print(f"  {prior:<22} plain {min(plain):.4f} s/step, Lightning {min(lightning):.4f} s/step: "
-              f"{min(lightning) / min(plain):.3f}x", flush=True)  # fmt: skip
+        print(
+            f"  {prior:<22} plain {min(plain):.4f} s/step, Lightning {min(lightning):.4f} s/step: "
+            f"{min(lightning) / min(plain):.3f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

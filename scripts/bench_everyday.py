@@ -71,8 +71,16 @@ def digits_config(run_dir: Path, epochs: int, *overrides: str):
     """The default config, `epochs` epochs (early stopping cannot end it sooner), a cheap evaluation
     (not part of the training time), and `overrides`."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=[f"run_dir={run_dir}", f"trainer.max_epochs={epochs}",
-                                           "early_stopping.patience=100000", "eval.num_samples=10", *overrides])  # fmt: skip
+        return compose(
+            "train",
+            overrides=[
+                f"run_dir={run_dir}",
+                f"trainer.max_epochs={epochs}",
+                "early_stopping.patience=100000",
+                "eval.num_samples=10",
+                *overrides,
+            ],
+        )
 
 
 def plain_loop(cfg) -> tuple[float, float]:
@@ -110,9 +118,16 @@ def bare_lightning(cfg) -> tuple[float, float]:
     datamodule = instantiate(cfg.dataset.datamodule)
     datamodule.setup("fit")
     model = vaelab.build(cfg, datamodule)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=cfg.trainer.max_epochs, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0)  # fmt: skip
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=cfg.trainer.max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(model, datamodule=datamodule)
     return FIT["last"]
 
@@ -142,8 +157,14 @@ def subprocess_seconds(command: list[str], output: Path | None = None) -> tuple[
     """(wall, CPU) seconds of a command, its output to `output` (a file: not a terminal) or nowhere."""
     start, cpu = time.perf_counter(), children_cpu()
     with open(output or os.devnull, "w") as sink:
-        subprocess.run(command, cwd=ROOT, check=True, stdout=sink, stderr=subprocess.STDOUT,
-                       env={**os.environ, "HYDRA_FULL_ERROR": "1"})  # fmt: skip
+        subprocess.run(
+            command,
+            cwd=ROOT,
+            check=True,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        )
     return time.perf_counter() - start, children_cpu() - cpu
 
 
@@ -176,13 +197,15 @@ def main(args) -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     pl.Trainer.fit = timing_fit(pl.Trainer.fit)
-    print(f"vaelab bench, everyday: digits, latent_dim 2, standard prior, {args.epochs} epochs; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.repeats} repeats in alternation")  # fmt: skip
+    print(
+        f"vaelab bench, everyday: digits, latent_dim 2, standard prior, {args.epochs} epochs; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.repeats} repeats in alternation"
+    )
     print(f"  at the start: {load()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rep = 0
-        cfg = lambda name, *o: digits_config(tmp / f"{name}_{rep}", args.epochs, *args.overrides, *o)  # noqa: E731
+        cfg = lambda name, *o: digits_config(tmp / f"{name}_{rep}", args.epochs, *args.overrides, *o)
         variants = {
             "plain PyTorch loop": lambda: plain_loop(cfg("plain")),
             "vaelab default (no terminal)": lambda: vaelab_run(cfg("default")),
@@ -190,26 +213,32 @@ def main(args) -> None:
         }
         bar_on = ["+log.progress_bar=true"] if "log" not in cfg("probe") else ["log.progress_bar=true"]
         if not args.quick:
-            variants.update({
-                "vaelab, progress bar on (as on a terminal)": lambda: vaelab_run(cfg("bar", *bar_on)),
-                "vaelab, no progress bar": lambda: vaelab_run(cfg("nobar", "trainer.enable_progress_bar=false")),
-                "vaelab, no figures": lambda: vaelab_run(cfg("nofig", "figures.enabled=false")),
-                "vaelab, no checkpoints saved": lambda: vaelab_run(cfg("nockpt"), checkpoints=False),
-            })  # fmt: skip
+            variants.update(
+                {
+                    "vaelab, progress bar on (as on a terminal)": lambda: vaelab_run(cfg("bar", *bar_on)),
+                    "vaelab, no progress bar": lambda: vaelab_run(cfg("nobar", "trainer.enable_progress_bar=false")),
+                    "vaelab, no figures": lambda: vaelab_run(cfg("nofig", "figures.enabled=false")),
+                    "vaelab, no checkpoints saved": lambda: vaelab_run(cfg("nockpt"), checkpoints=False),
+                }
+            )
         # Untimed: the first run imports what a run uses lazily (matplotlib, the TensorBoard writer, ...).
         quietly(lambda: vaelab_run(digits_config(tmp / "warmup", 2, *args.overrides)))
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-        for rep in range(args.repeats):
+        for _ in range(args.repeats):
             for name, measure in variants.items():
                 times[name].append(quietly(measure))
         plain = medians(times["plain PyTorch loop"])
-        print(f"\n  training, {args.epochs} epochs: wall clock (x plain loop), CPU time (x plain loop), the runs wall/CPU")
+        print(
+            f"\n  training, {args.epochs} epochs: wall clock (x plain loop), CPU time (x plain loop), the runs wall/CPU"
+        )
         for name, values in times.items():
             print(median_line(name, values, plain), flush=True)
 
         print("\n  start-up (subprocess): wall clock, CPU time")
-        startup = {"python train.py --cfg job": [sys.executable, "train.py", "--cfg", "job"],
-                   'python -c "import vaelab"': [sys.executable, "-c", "import vaelab"]}  # fmt: skip
+        startup = {
+            "python train.py --cfg job": [sys.executable, "train.py", "--cfg", "job"],
+            'python -c "import vaelab"': [sys.executable, "-c", "import vaelab"],
+        }
         seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in startup}
         for _ in range(args.repeats):
             for name, command in startup.items():
@@ -219,8 +248,13 @@ def main(args) -> None:
 
         if args.full:
             print("\n  the whole default run (subprocess, output to a file): wall clock, CPU time")
-            full = [subprocess_seconds([sys.executable, "train.py", f"hydra.run.dir={tmp / f'full_{rep}'}",
-                                        *args.overrides], tmp / f"full_{rep}.out") for rep in range(args.repeats)]  # fmt: skip
+            full = [
+                subprocess_seconds(
+                    [sys.executable, "train.py", f"hydra.run.dir={tmp / f'full_{rep}'}", *args.overrides],
+                    tmp / f"full_{rep}.out",
+                )
+                for rep in range(args.repeats)
+            ]
             print(median_line("python train.py", full), flush=True)
             output = (tmp / "full_0.out").read_bytes()
             returns = output.count(b"\r")

@@ -20,15 +20,29 @@ import vaelab
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / "outputs" / "runs" / "example_vamp"
-PICTURES = {"latent.png": "latent_vamp.png", "samples.png": "samples_vamp.png", "pseudo_inputs.png": "pseudo_inputs_vamp.png"}
+PICTURES = {
+    "latent.png": "latent_vamp.png",
+    "samples.png": "samples_vamp.png",
+    "pseudo_inputs.png": "pseudo_inputs_vamp.png",
+}
 
 
 def main(overrides: list[str]) -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "prior=vamp", "prior.init=data", "latent_dim=2", "seed=42", "trainer.max_epochs=300", "trainer.enable_progress_bar=false",
-            "eval.num_samples=100", f"run_dir={RUN_DIR}", *overrides,
-        ])  # fmt: skip
+        cfg = compose(
+            "train",
+            overrides=[
+                "prior=vamp",
+                "prior.init=data",
+                "latent_dim=2",
+                "seed=42",
+                "trainer.max_epochs=300",
+                "trainer.enable_progress_bar=false",
+                "eval.num_samples=100",
+                f"run_dir={RUN_DIR}",
+                *overrides,
+            ],
+        )
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     vaelab.run(cfg)
     docs = ROOT / "docs"

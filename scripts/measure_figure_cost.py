@@ -21,7 +21,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 import vaelab
-from vaelab.callbacks import LatentFigures
+from vaelab.training.latent_figures import LatentFigures
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 DRAWING = {"seconds": 0.0}
@@ -39,10 +39,18 @@ def timed(draw):
 def train(run_dir: Path, epochs: int, figures: bool, overrides: list[str]) -> tuple[float, float]:
     """(seconds per epoch, seconds per epoch spent drawing)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            f"run_dir={run_dir}", f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
-            "early_stopping.patience=100000", "eval.num_samples=10", f"figures.enabled={figures}", *overrides,
-        ])  # fmt: skip
+        cfg = compose(
+            "train",
+            overrides=[
+                f"run_dir={run_dir}",
+                f"trainer.max_epochs={epochs}",
+                "trainer.enable_progress_bar=false",
+                "early_stopping.patience=100000",
+                "eval.num_samples=10",
+                f"figures.enabled={figures}",
+                *overrides,
+            ],
+        )
     DRAWING["seconds"] = 0.0
     metrics = vaelab.run(cfg)
     return metrics["train_seconds"] / epochs, DRAWING["seconds"] / epochs
@@ -65,7 +73,9 @@ def main() -> None:
                 if figures:
                     inside.append(drawing / (per_epoch - drawing))
     off, on = statistics.median(epoch[False]), statistics.median(epoch[True])
-    print(f"seconds per epoch (median of {args.repeats}): figures off {off:.4f}, on {on:.4f} → {100 * (on / off - 1):+.1f}%")
+    print(
+        f"seconds per epoch (median of {args.repeats}): figures off {off:.4f}, on {on:.4f} → {100 * (on / off - 1):+.1f}%"
+    )
     print(f"  runs off: {[round(t, 4) for t in epoch[False]]}, on: {[round(t, 4) for t in epoch[True]]}")
     print(f"drawing / rest of the same run: {', '.join(f'{100 * r:+.1f}%' for r in inside)}")
 

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONF, PRIORS, ROOT, compose_config
 from omegaconf import OmegaConf
 
 import vaelab
 import vaelab.data
-from vaelab.cli import check_overrides, remove_unused_run_dir
-from vaelab.config import ConfigError, check_config
-from vaelab.model import VAE, NonFiniteLossError
-
-from conftest import CONF, PRIORS, ROOT, compose_config
+from vaelab.config import check_config
+from vaelab.errors import ConfigError, NonFiniteLossError
+from vaelab.model import VAE
+from vaelab.overrides import check_overrides
+from vaelab.rundir import remove_unused_run_dir
 
 # (overrides, "<key>=<value>" the message starts with, what it says is allowed)
 BAD = [
@@ -160,12 +161,25 @@ def test_bad_value_is_rejected_before_any_work(make_cfg, tmp_path, overrides, na
     assert not (tmp_path / "run").exists(), "nothing may be written before the config is checked"
 
 
-GOOD = ["", *[f"prior={p}" for p in PRIORS], "trainer=fast", "trainer=ddp_cpu", "prior=vamp prior.init=data",
-        "prior=vamp prior.init=data prior.num_components=1000", "seed=0", "seed=4294967295", "trainer.max_epochs=-1",
-        "encoder.logvar_min=-6 encoder.logvar_max=2", "+trainer.precision=bf16-mixed", "+trainer.gradient_clip_val=1.5",
-        "trainer.devices=auto", "trainer.max_time=00:01:30:00", "optimizer._target_=torch.optim.SGD +optimizer.momentum=0.9",
-        *[f"experiment=vampprior_paper prior={p}" for p in PRIORS],
-        "experiment=vampprior_paper prior=vamp prior.init=data"]  # fmt: skip
+GOOD = [
+    "",
+    *[f"prior={p}" for p in PRIORS],
+    "trainer=fast",
+    "trainer=ddp_cpu",
+    "prior=vamp prior.init=data",
+    "prior=vamp prior.init=data prior.num_components=1000",
+    "seed=0",
+    "seed=4294967295",
+    "trainer.max_epochs=-1",
+    "encoder.logvar_min=-6 encoder.logvar_max=2",
+    "+trainer.precision=bf16-mixed",
+    "+trainer.gradient_clip_val=1.5",
+    "trainer.devices=auto",
+    "trainer.max_time=00:01:30:00",
+    "optimizer._target_=torch.optim.SGD +optimizer.momentum=0.9",
+    *[f"experiment=vampprior_paper prior={p}" for p in PRIORS],
+    "experiment=vampprior_paper prior=vamp prior.init=data",
+]
 
 
 @pytest.mark.parametrize("overrides", GOOD, ids=[g or "defaults" for g in GOOD])
@@ -176,7 +190,9 @@ def test_every_shipped_config_passes_the_checks(overrides):
 def test_a_gpu_trainer_without_a_gpu_is_one_line(make_cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for overrides in (["trainer=gpu"], ["trainer=ddp"], ["trainer.accelerator=cuda"]):
-        with pytest.raises(ConfigError, match=r"^trainer\.accelerator='(gpu|cuda)' is not allowed: this machine has no CUDA GPU"):
+        with pytest.raises(
+            ConfigError, match=r"^trainer\.accelerator='(gpu|cuda)' is not allowed: this machine has no CUDA GPU"
+        ):
             vaelab.run(make_cfg(*overrides))
     assert not (tmp_path / "run").exists()
 
@@ -187,7 +203,9 @@ def test_more_gpus_than_the_machine_has_is_one_line(make_cfg, tmp_path, monkeypa
     check_config(make_cfg("trainer=gpu", "trainer.devices=2"))  # as many as there are: fine
     check_config(make_cfg("trainer=ddp"))  # -1: all of them
     for devices, shown in (("4", "4"), ("[0,2]", "[0, 2]")):
-        with pytest.raises(ConfigError, match=rf"^trainer\.devices={re.escape(shown)} is not allowed: this machine has 2 CUDA GPU"):
+        with pytest.raises(
+            ConfigError, match=rf"^trainer\.devices={re.escape(shown)} is not allowed: this machine has 2 CUDA GPU"
+        ):
             vaelab.run(make_cfg("trainer=gpu", f"trainer.devices={devices}"))
     assert not (tmp_path / "run").exists()
 
@@ -197,7 +215,9 @@ def test_too_many_data_initialised_components_are_found_without_reading_the_data
         raise AssertionError("the data were read before the config was checked")
 
     monkeypatch.setattr(vaelab.data.DigitsDataModule, "load", no_reading)
-    with pytest.raises(ConfigError, match=r"^prior\.num_components=1001 is not allowed: at most 1000 with prior\.init=data"):
+    with pytest.raises(
+        ConfigError, match=r"^prior\.num_components=1001 is not allowed: at most 1000 with prior\.init=data"
+    ):
         vaelab.run(make_cfg("prior=vamp", "prior.init=data", "prior.num_components=1001"))
     assert not (tmp_path / "run").exists()
 
@@ -256,7 +276,9 @@ def test_composition_errors_are_one_line(overrides, message):
 
 
 def test_good_overrides_compose(tmp_path):
-    check_overrides(["prior=vamp", "prior.num_components=3", f"hydra.run.dir={tmp_path}", "+trainer.min_epochs=1"], CONF)
+    check_overrides(
+        ["prior=vamp", "prior.num_components=3", f"hydra.run.dir={tmp_path}", "+trainer.min_epochs=1"], CONF
+    )
 
 
 # -- the real command line ---------------------------------------------------------------------
@@ -307,21 +329,35 @@ def test_command_line_bad_input_is_one_line_and_leaves_no_run_directory(tmp_path
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_command_line_gpu_trainer_without_a_gpu(tmp_path):
     result = train("trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}")
-    assert_one_line(result, "error: trainer.accelerator='gpu' is not allowed: this machine has no CUDA GPU "
-                    "(torch.cuda.is_available() is false); use trainer=cpu")  # fmt: skip
+    assert_one_line(
+        result,
+        "error: trainer.accelerator='gpu' is not allowed: this machine has no CUDA GPU "
+        "(torch.cuda.is_available() is false); use trainer=cpu",
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_unknown_prior_lists_the_available_ones(tmp_path):
     result = train("prior=foo", f"hydra.run.dir={tmp_path / 'run'}")
-    assert_one_line(result, "error: prior=foo is not allowed: choose one of flow, gtm, gtm_vamp, lars, maf, mog, nsf, standard, vamp, vamp_data")
+    assert_one_line(
+        result,
+        "error: prior=foo is not allowed: choose one of flow, gtm, gtm_vamp, lars, maf, mog, nsf, standard, vamp, vamp_data",
+    )
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
 def test_a_bad_value_in_a_sweep_is_a_failed_job(tmp_path):
-    result = train("-m", "seed=-3,1", "trainer=fast", "trainer.max_epochs=1", "figures.enabled=false",
-                   "eval.num_samples=2", "eval.exact=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    result = train(
+        "-m",
+        "seed=-3,1",
+        "trainer=fast",
+        "trainer.max_epochs=1",
+        "figures.enabled=false",
+        "eval.num_samples=2",
+        "eval.exact=false",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 1
     (failed,) = tmp_path.glob("*/failed.json")
     assert failed.parent.name == "0_standard_seed-3"
@@ -330,9 +366,7 @@ def test_a_bad_value_in_a_sweep_is_a_failed_job(tmp_path):
     assert (tmp_path / "1_standard_seed1" / "metrics.json").is_file()  # the next job ran
 
 
-# -- scripts/evaluate.py --------------------------------------------------------------------------
-
-EVALUATE = ROOT / "scripts" / "evaluate.py"
+# -- vaelab-evaluate -------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -344,18 +378,21 @@ def saved_run(tmp_path):
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     model = vaelab.build(cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": "2.6.0"}, ckpt)  # fmt: skip
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            "pytorch-lightning_version": "2.6.0",
+        },
+        ckpt,
+    )
     return run_dir, ckpt
 
 
 def load_evaluate_script():
-    import importlib.util
+    import vaelab.cli.evaluate
 
-    spec = importlib.util.spec_from_file_location("evaluate_script", EVALUATE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return vaelab.cli.evaluate
 
 
 def corrupt(ckpt: Path, how: str) -> None:
@@ -380,7 +417,7 @@ def test_evaluate_names_a_corrupt_checkpoint_in_one_line(saved_run, capsys, how)
         script.main([str(ckpt), "--json", str(run_dir / "out.json")])
     err = capsys.readouterr().err
     assert exit_.value.code == 2
-    assert err.startswith(f"evaluate.py: error: {ckpt}: not a readable vaelab checkpoint") and err.count("\n") == 1
+    assert err.startswith(f"vaelab-evaluate: error: {ckpt}: not a readable vaelab checkpoint") and err.count("\n") == 1
     assert not (run_dir / "out.json").exists()
 
 
@@ -394,7 +431,7 @@ def test_evaluate_checks_its_overrides(saved_run, capsys, override, message):
     with pytest.raises(SystemExit) as exit_:
         load_evaluate_script().main([str(ckpt), override])
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and err == f"evaluate.py: error: {message}\n"
+    assert exit_.value.code == 2 and err == f"vaelab-evaluate: error: {message}\n"
 
 
 def test_evaluate_names_a_corrupt_metrics_file(saved_run, capsys):
@@ -402,7 +439,7 @@ def test_evaluate_names_a_corrupt_metrics_file(saved_run, capsys):
     (run_dir / "metrics.json").write_text('{"best_checkpoint": "checkpoints/la')
     with pytest.raises(SystemExit):
         load_evaluate_script().main([str(run_dir)])
-    assert capsys.readouterr().err.startswith(f"evaluate.py: error: {run_dir / 'metrics.json'}: not a readable metrics file")
+    assert capsys.readouterr().err.startswith(f"vaelab-evaluate: error: {run_dir / 'metrics.json'}: not readable")
 
 
 def test_evaluate_a_gpu_run_on_a_cpu_machine_is_not_refused(saved_run, monkeypatch):
@@ -418,7 +455,9 @@ def test_evaluate_a_gpu_run_on_a_cpu_machine_is_not_refused(saved_run, monkeypat
 def test_evaluate_command_line_truncated_checkpoint(saved_run):
     run_dir, ckpt = saved_run
     corrupt(ckpt, "truncated")
-    result = subprocess.run([sys.executable, str(EVALUATE), str(ckpt)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "vaelab.cli.evaluate", str(ckpt)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1 and str(ckpt) in result.stderr
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml"]  # nothing written

@@ -7,17 +7,36 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 
 def test_bench_prints_epoch_times_ratios_the_vamp_floor_and_lightning_overhead(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--steps", "2", "--warmup", "1", "--repeats", "1", "--threads", "1",
-         "--priors", "standard", "mog", "vamp", "--root", str(tmp_path / "no_data"), "encoder.hidden=32",
-         "decoder.hidden=32"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/bench.py",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--priors",
+            "standard",
+            "mog",
+            "vamp",
+            "--root",
+            str(tmp_path / "no_data"),
+            "encoder.hidden=32",
+            "decoder.hidden=32",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "random bits of the same shape" in out and "overrides: encoder.hidden=32 decoder.hidden=32" in out
@@ -30,17 +49,40 @@ def test_bench_prints_epoch_times_ratios_the_vamp_floor_and_lightning_overhead(t
 
 def test_bench_everyday_prints_training_ratios_the_breakdown_and_start_up(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--mode", "everyday", "--epochs", "2", "--repeats", "1", "--threads", "1",
-         "+trainer.limit_train_batches=2", "figures.every_n_epochs=1", "eval.num_samples=10", "eval.exact=false",
-         "eval.num_latent_samples=100"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/bench.py",
+            "--mode",
+            "everyday",
+            "--epochs",
+            "2",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "+trainer.limit_train_batches=2",
+            "figures.every_n_epochs=1",
+            "eval.num_samples=10",
+            "eval.exact=false",
+            "eval.num_latent_samples=100",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     names = re.findall(r"^  (.+?) +[\d.]+ s +[\d.]+x +[\d.]+ s +[\d.]+x +\(", out, re.M)
-    assert names == ["plain PyTorch loop", "vaelab default (no terminal)", "bare Lightning fit (no callbacks)",
-                     "vaelab, progress bar on (as on a terminal)", "vaelab, no progress bar", "vaelab, no figures",
-                     "vaelab, no checkpoints saved"], out  # fmt: skip
+    assert names == [
+        "plain PyTorch loop",
+        "vaelab default (no terminal)",
+        "bare Lightning fit (no callbacks)",
+        "vaelab, progress bar on (as on a terminal)",
+        "vaelab, no progress bar",
+        "vaelab, no figures",
+        "vaelab, no checkpoints saved",
+    ], out
     assert re.search(r"^  plain PyTorch loop +[\d.]+ s +1\.00x +[\d.]+ s +1\.00x", out, re.M), out
     assert re.search(r"^  python train.py --cfg job +[\d.]+ s +[\d.]+ s", out, re.M), out
     assert re.search(r'^  python -c "import vaelab" +[\d.]+ s +[\d.]+ s', out, re.M), out
@@ -50,10 +92,31 @@ def test_bench_everyday_prints_training_ratios_the_breakdown_and_start_up(tmp_pa
 @pytest.mark.slow
 def test_bench_compile_prints_eager_and_compiled_step_times(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--steps", "2", "--warmup", "1", "--repeats", "1", "--threads", "1",
-         "--priors", "standard", "--compile", "--root", str(tmp_path / "no_data"), "encoder.hidden=32", "decoder.hidden=32"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/bench.py",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--priors",
+            "standard",
+            "--compile",
+            "--root",
+            str(tmp_path / "no_data"),
+            "encoder.hidden=32",
+            "decoder.hidden=32",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.search(r"^  standard +eager [\d.]+, compiled [\d.]+ s/step: [\d.]+x \(compiling: [\d.]+ s", result.stdout,
-                     re.M), result.stdout  # fmt: skip
+    assert re.search(
+        r"^  standard +eager [\d.]+, compiled [\d.]+ s/step: [\d.]+x \(compiling: [\d.]+ s", result.stdout, re.M
+    ), result.stdout

@@ -4,7 +4,6 @@ equal to the aggregated posterior has no holes; a trained run's numbers are repr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -13,23 +12,19 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, compose_config
+from conftest import compose_config
 from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
 import vaelab
-from vaelab.evaluate import (
-    AggregatedPosterior,
-    evaluate,
-    evaluate_model,
-    importance_sampled_log_likelihood,
-    sample_averages,
-)
-from vaelab.exact import exact_log_likelihood
+from vaelab.evaluation.exact import exact_log_likelihood
+from vaelab.evaluation.likelihood import importance_sampled_log_likelihood, sample_averages
+from vaelab.evaluation.metrics import evaluate, evaluate_model
+from vaelab.evaluation.posterior import AggregatedPosterior
 from vaelab.model import VAE
 
-SCRIPT = ROOT / "scripts" / "evaluate.py"
+EVALUATE = [sys.executable, "-m", "vaelab.cli.evaluate"]
 f64 = dict(dtype=torch.float64)
 
 
@@ -37,7 +32,11 @@ f64 = dict(dtype=torch.float64)
 class PPCA:
     def __init__(self, input_dim: int = 6, latent_dim: int = 3, noise: float = 0.5, num_inputs: int = 200):
         g = torch.Generator().manual_seed(0)
-        self.W, self.b, self.s = torch.randn(input_dim, latent_dim, generator=g, **f64), torch.randn(input_dim, generator=g, **f64), noise  # fmt: skip
+        self.W, self.b, self.s = (
+            torch.randn(input_dim, latent_dim, generator=g, **f64),
+            torch.randn(input_dim, generator=g, **f64),
+            noise,
+        )
         self.prior = Independent(Normal(torch.zeros(latent_dim, **f64), torch.ones(latent_dim, **f64)), 1)
         z = torch.randn(num_inputs, latent_dim, generator=g, **f64)
         self.x = z @ self.W.T + self.b + noise * torch.randn(num_inputs, input_dim, generator=g, **f64)
@@ -65,7 +64,9 @@ def test_is_estimate_with_the_exact_posterior_is_the_exact_likelihood(num_sample
     ppca = PPCA()
     torch.manual_seed(0)
     # chunk_size 7 divides none of the S, so partial chunks are exercised too
-    estimate = importance_sampled_log_likelihood(ppca.x, ppca.exact_posterior, ppca.decode, ppca.prior, num_samples, chunk_size=7)  # fmt: skip
+    estimate = importance_sampled_log_likelihood(
+        ppca.x, ppca.exact_posterior, ppca.decode, ppca.prior, num_samples, chunk_size=7
+    )
     torch.testing.assert_close(estimate, ppca.log_px, atol=1e-4, rtol=0)
 
 
@@ -75,7 +76,15 @@ def test_is_estimate_with_a_worse_proposal_is_a_lower_bound_that_tightens_with_S
     gaps = []
     for num_samples in (1, 10, 100, 1000):
         # log p(x) - estimate for 2 repetitions x 200 inputs
-        gap = torch.stack([ppca.log_px - importance_sampled_log_likelihood(ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples, chunk_size=64) for _ in range(2)])  # fmt: skip
+        gap = torch.stack(
+            [
+                ppca.log_px
+                - importance_sampled_log_likelihood(
+                    ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples, chunk_size=64
+                )
+                for _ in range(2)
+            ]
+        )
         standard_error = gap.std() / math.sqrt(gap.numel())
         assert gap.mean() > -3 * standard_error, f"S={num_samples}: estimate exceeds log p(x) on average"
         gaps.append(gap.mean().item())
@@ -112,7 +121,7 @@ def test_a_prior_equal_to_the_aggregated_posterior_has_no_holes():
     x = torch.randn(100, 2, generator=torch.Generator().manual_seed(2), **f64)
     q = toy_encoder(x)
     prior = MixtureSameFamily(Categorical(logits=torch.zeros(100, **f64)), Independent(Normal(q.mean, q.stddev), 1))
-    decode = lambda z: Independent(Normal(z, 1.0), 1)  # noqa: E731
+    decode = lambda z: Independent(Normal(z, 1.0), 1)
     torch.manual_seed(0)
     m = evaluate(x, toy_encoder, decode, prior, num_samples=50, chunk_size=20, num_latent_samples=20000)
     assert abs(m["test/reverse_kl"]) < 1e-6  # log p = log q at every sample
@@ -123,7 +132,7 @@ def test_a_prior_equal_to_the_aggregated_posterior_has_no_holes():
 def test_a_standard_prior_around_two_far_clusters_is_mostly_holes():
     x = torch.tensor([[3.0, 3.0], [-3.0, -3.0]], **f64).repeat(50, 1)
     prior = Independent(Normal(torch.zeros(2, **f64), torch.ones(2, **f64)), 1)
-    decode = lambda z: Independent(Normal(z, 1.0), 1)  # noqa: E731
+    decode = lambda z: Independent(Normal(z, 1.0), 1)
     torch.manual_seed(0)
     m = evaluate(x, lambda x: Independent(Normal(x, 0.3), 1), decode, prior, num_samples=10)
     assert m["test/hole_fraction"] > 0.9 and m["test/reverse_kl"] > 5
@@ -174,7 +183,9 @@ def test_a_run_reports_the_decomposition_and_its_identities_hold(trained_run):
 def test_a_run_logs_test_scalars_and_hparams_to_tensorboard(trained_run):
     events = EventAccumulator(str(trained_run[0] / "tensorboard"))
     events.Reload()
-    assert {"test/nll", "test/mutual_info", "hp/test_nll", "hp/test_elbo", "hp/mutual_info", "hp/marginal_kl"} <= set(events.Tags()["scalars"])  # fmt: skip
+    assert {"test/nll", "test/mutual_info", "hp/test_nll", "hp/test_elbo", "hp/mutual_info", "hp/marginal_kl"} <= set(
+        events.Tags()["scalars"]
+    )
     assert {"test/nll_exact", "test/nll_exact_error", "hp/test_nll_exact"} <= set(events.Tags()["scalars"])
     assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     assert events.Scalars("test/nll")[-1].value == pytest.approx(trained_run[1]["test/nll"], rel=1e-6)
@@ -215,7 +226,9 @@ def test_is_estimate_approaches_the_exact_likelihood_from_above_as_S_grows(train
             gaps.append(gap.mean().item()), errors.append(standard_error)
     assert gaps[0] > gaps[1] > gaps[2] and gaps[0] > 0.5 and bound < 0.1, gaps
     assert abs(gaps[3]) < 3 * errors[3] + bound, f"S=1000: IS - exact = {gaps[3]:.4f} ± {errors[3]:.4f}"
-    print(f"IS NLL - exact NLL for S = 1, 10, 100, 1000: {[round(g, 4) for g in gaps]} ± {[round(e, 4) for e in errors]}")
+    print(
+        f"IS NLL - exact NLL for S = 1, 10, 100, 1000: {[round(g, 4) for g in gaps]} ± {[round(e, 4) for e in errors]}"
+    )
 
 
 def test_evaluation_is_seeded_and_leaves_the_global_random_stream_alone(trained_model):
@@ -245,12 +258,11 @@ def test_a_large_S_is_drawn_in_chunks_and_agrees_with_one_chunk(trained_run, tra
     assert m["test/nll"] == pytest.approx(trained_run[1]["test/nll"], abs=0.02)  # as S = 100 in one chunk
 
 
-# -- scripts/evaluate.py --------------------------------------------------------------------------
+# -- vaelab-evaluate -------------------------------------------------------------------------------
 def load_script():
-    spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import vaelab.cli.evaluate
+
+    return vaelab.cli.evaluate
 
 
 @pytest.mark.slow
@@ -258,21 +270,27 @@ def test_script_reproduces_metrics_json_and_takes_overrides(trained_run, tmp_pat
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run[0], run_dir)
     before = json.loads((run_dir / "metrics.json").read_text())
-    evaluate = [sys.executable, str(SCRIPT), str(run_dir)]
+    evaluate = [*EVALUATE, str(run_dir)]
     subprocess.run(evaluate, check=True, capture_output=True, text=True)
     after = json.loads((run_dir / "metrics.json").read_text())
     for run in (before, after):
         run["eval"].pop("seconds"), run["eval"].pop("exact_seconds"), run["eval"].pop("quality_seconds")
     assert after == before  # same checkpoint, data and seed: the same numbers
 
-    result = subprocess.run([*evaluate, "eval.num_samples=10", "eval.exact=false"], check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [*evaluate, "eval.num_samples=10", "eval.exact=false"], check=True, capture_output=True, text=True
+    )
     assert "S=10 importance samples" in result.stdout
     changed = json.loads((run_dir / "metrics.json").read_text())
     assert changed["eval"]["num_samples"] == 10 and changed["test/nll"] > before["test/nll"]
 
     # Any checkpoint, results to a file of one's choosing; metrics.json is left alone.
     last, out = run_dir / "checkpoints" / "last.ckpt", tmp_path / "last.json"
-    subprocess.run([*evaluate[:2], str(last), "eval.num_samples=10", "eval.exact=false", "--json", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [*EVALUATE, str(last), "eval.num_samples=10", "eval.exact=false", "--json", str(out)],
+        check=True,
+        capture_output=True,
+    )
     written = json.loads(out.read_text())
     assert written["checkpoint"] == str(last) and written["eval"]["num_samples"] == 10
     assert math.isfinite(written["test/nll"]) and json.loads((run_dir / "metrics.json").read_text()) == changed
@@ -281,9 +299,9 @@ def test_script_reproduces_metrics_json_and_takes_overrides(trained_run, tmp_pat
 @pytest.mark.parametrize(
     "path, message",
     [
-        ("missing", "missing does not exist"),
-        ("checkpoints", "checkpoints/metrics.json is missing"),  # a directory that is not a run
-        ("checkpoints/last.ckpt", "run/config.yaml not found"),  # config.yaml removed below
+        ("missing", "missing: no such run directory or checkpoint"),
+        ("checkpoints", "checkpoints holds no vaelab run (no config.yaml)"),  # a directory that is not a run
+        ("checkpoints/last.ckpt", "run holds no vaelab run (no config.yaml)"),  # config.yaml removed below
     ],
 )
 def test_script_names_the_missing_file(trained_run, tmp_path, capsys, path, message):

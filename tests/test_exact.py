@@ -9,8 +9,14 @@ import torch
 from test_evaluate import PPCA
 from torch.distributions import Independent, Normal
 
-from vaelab.evaluate import evaluate
-from vaelab.exact import exact_log_likelihood, log_likelihood_table, log_window, trapezoid_log_weights, unit_grid
+from vaelab.evaluation.exact import (
+    exact_log_likelihood,
+    log_likelihood_table,
+    log_window,
+    trapezoid_log_weights,
+    unit_grid,
+)
+from vaelab.evaluation.metrics import evaluate
 from vaelab.nets import MLPDecoder
 
 f64 = dict(dtype=torch.float64)
@@ -77,7 +83,9 @@ def test_a_grid_that_misses_the_posterior_is_far_off_and_says_so():
     (4, 4) and local boxes away from the posterior. Off by nats, and the bound is infinite."""
     ppca = PPCA(latent_dim=2)
     far_samples = 4 + 0.1 * torch.randn(1000, 2, **f64)
-    out = exact_log_likelihood(ppca.x, encoders(ppca)["far"], ppca.decode, ppca.prior, far_samples, grid=32, prior_grid=64)
+    out = exact_log_likelihood(
+        ppca.x, encoders(ppca)["far"], ppca.decode, ppca.prior, far_samples, grid=32, prior_grid=64
+    )
     error = (out["log_px"] - ppca.log_px).abs()
     assert error.mean() > 1.0
     assert out["tail_mass"] > 0.99 and (out["error"] >= error).all()
@@ -93,7 +101,9 @@ def test_latent_dim_3_is_refused():
 def test_an_odd_or_tiny_grid_is_refused(grid):
     ppca = PPCA(latent_dim=1)
     with pytest.raises(ValueError, match="even integer"):
-        exact_log_likelihood(ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, torch.zeros(10, 1, **f64), grid=grid)
+        exact_log_likelihood(
+            ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, torch.zeros(10, 1, **f64), grid=grid
+        )
 
 
 @pytest.mark.parametrize("likelihood", ["categorical", "bernoulli"])
@@ -108,11 +118,15 @@ def test_the_likelihood_table_by_matrix_product_is_the_broadcast_log_prob(likeli
     torch.testing.assert_close(table[3, 5], decoder(z[3]).log_prob(x[5]))
 
 
-@pytest.mark.parametrize(("latent_dim", "exact", "present"), [(2, "auto", True), (1, True, True), (2, False, False), (3, "auto", False)])
+@pytest.mark.parametrize(
+    ("latent_dim", "exact", "present"), [(2, "auto", True), (1, True, True), (2, False, False), (3, "auto", False)]
+)
 def test_evaluate_adds_the_exact_nll_when_asked_and_latent_dim_allows(latent_dim, exact, present):
     ppca = PPCA(latent_dim=latent_dim, num_inputs=40)
     torch.manual_seed(0)
-    m = evaluate(ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples=10, num_latent_samples=2000, exact=exact)
+    m = evaluate(
+        ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples=10, num_latent_samples=2000, exact=exact
+    )
     assert ("test/nll_exact" in m) == present and ("exact" in m) == present
     if present:
         assert m["test/nll_exact"] == pytest.approx(-ppca.log_px.mean().item(), abs=1e-4)
@@ -122,4 +136,6 @@ def test_evaluate_adds_the_exact_nll_when_asked_and_latent_dim_allows(latent_dim
 def test_evaluate_refuses_exact_true_above_latent_dim_2():
     ppca = PPCA(latent_dim=3, num_inputs=10)
     with pytest.raises(ValueError, match="eval.exact=true needs latent_dim <= 2"):
-        evaluate(ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples=2, num_latent_samples=100, exact=True)
+        evaluate(
+            ppca.x, ppca.worse_posterior, ppca.decode, ppca.prior, num_samples=2, num_latent_samples=100, exact=True
+        )

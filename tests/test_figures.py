@@ -7,16 +7,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import PRIORS
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.distributions import Independent, Normal
 
 import vaelab
 from vaelab import figures as F
-from vaelab.callbacks import LatentFigures, latent_view
-from vaelab.config import ConfigError
-
-from conftest import PRIORS
+from vaelab.errors import ConfigError
+from vaelab.training.latent_figures import LatentFigures, latent_view
 
 # trainer=fast with whole epochs (16 batches): after 4 batches the decoder's samples are still
 # uniform grey, which the blank check below would rightly flag.
@@ -138,8 +137,9 @@ def test_matplotlib_and_the_files_run_beside_training_and_their_failure_is_a_war
 
 
 def test_only_rank_zero_draws(tmp_path):
-    trainer = SimpleNamespace(is_global_zero=False, sanity_checking=False, current_epoch=9,
-                              state=SimpleNamespace(fn="fit"))  # fmt: skip
+    trainer = SimpleNamespace(
+        is_global_zero=False, sanity_checking=False, current_epoch=9, state=SimpleNamespace(fn="fit")
+    )
     callback = LatentFigures(tmp_path, every_n_epochs=10)
     callback.on_validation_epoch_end(trainer, pl_module=None)
     callback.on_train_end(trainer, pl_module=None)
@@ -161,7 +161,7 @@ def test_the_latent_view_covers_the_test_points_the_component_means_and_the_prio
     model = vaelab.build(make_cfg(f"prior={prior}", f"latent_dim={latent_dim}")).eval()
     x, y = torch.rand(300, 64) * 16, torch.arange(300) % 10
     view = latent_view(model, model.encode(x).mean, y)
-    box = lambda p: np.all((p >= [view.xs[0], view.ys[0]]) & (p <= [view.xs[-1], view.ys[-1]]))  # noqa: E731
+    box = lambda p: np.all((p >= [view.xs[0], view.ys[0]]) & (p <= [view.xs[-1], view.ys[-1]]))
     assert view.points.shape == (300, 2) and box(view.points)
     assert view.means.shape == (16, 2) and box(view.means)
     assert view.density.shape == (len(view.ys), len(view.xs)) and np.all(np.isfinite(view.density))

@@ -10,15 +10,19 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT, compose_config
 
 import vaelab
 from vaelab import VAE
 
-from conftest import ROOT, compose_config
-
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
-FAST = ("trainer=fast", "trainer.max_epochs=4", "eval.num_samples=50", "eval.num_latent_samples=500",
-        "figures.every_n_epochs=2")  # fmt: skip
+FAST = (
+    "trainer=fast",
+    "trainer.max_epochs=4",
+    "eval.num_samples=50",
+    "eval.num_latent_samples=500",
+    "figures.every_n_epochs=2",
+)
 
 
 @pytest.mark.parametrize("prior", ["standard", "vamp", "flow"])
@@ -44,29 +48,73 @@ def test_a_gpu_checkpoint_loads_and_resumes_on_the_cpu_and_back(tmp_path):
         assert next(on_cpu.parameters()).device.type == "cpu" and next(on_gpu.parameters()).device.type == "cuda"
         torch.testing.assert_close(on_gpu.encode(x.cuda()).mean.cpu(), on_cpu.encode(x).mean, rtol=1e-4, atol=1e-4)
     # a longer budget, resumed on the other device
-    on_cpu = vaelab.run(compose_config(*FAST, "prior=vamp", "trainer.max_epochs=6", f"run_dir={gpu_run}",
-                                       f"resume={gpu_run / 'checkpoints' / 'last.ckpt'}"))  # fmt: skip
-    on_gpu = vaelab.run(compose_config(*FAST, "trainer.accelerator=gpu", "prior=vamp", "trainer.max_epochs=6",
-                                       f"run_dir={cpu_run}", f"resume={cpu_run / 'checkpoints' / 'last.ckpt'}"))
+    on_cpu = vaelab.run(
+        compose_config(
+            *FAST,
+            "prior=vamp",
+            "trainer.max_epochs=6",
+            f"run_dir={gpu_run}",
+            f"resume={gpu_run / 'checkpoints' / 'last.ckpt'}",
+        )
+    )
+    on_gpu = vaelab.run(
+        compose_config(
+            *FAST,
+            "trainer.accelerator=gpu",
+            "prior=vamp",
+            "trainer.max_epochs=6",
+            f"run_dir={cpu_run}",
+            f"resume={cpu_run / 'checkpoints' / 'last.ckpt'}",
+        )
+    )
     assert on_cpu["epochs"] == on_gpu["epochs"] == 6
     assert on_cpu["eval"]["device"] == "cpu" and on_gpu["eval"]["device"] == "cuda"
 
 
 def test_the_command_line_the_evaluate_script_and_ddp_run_on_cuda(tmp_path):
-    run = subprocess.run([sys.executable, "train.py", "trainer=gpu", "trainer.max_epochs=3", "eval.num_samples=50",
-                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "trainer=gpu",
+            "trainer.max_epochs=3",
+            "eval.num_samples=50",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     out = tmp_path / "eval.json"
-    evaluated = subprocess.run([sys.executable, "scripts/evaluate.py", str(tmp_path / "run"), "--json", str(out)],
-                               cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "vaelab.cli.evaluate", str(tmp_path / "run"), "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     written = json.loads(out.read_text())
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert written["eval"]["device"] == "cuda"
     assert written["test/nll"] == pytest.approx(metrics["test/nll"], abs=1e-3)
 
-    ddp = subprocess.run([sys.executable, "train.py", "trainer=ddp", "trainer.max_epochs=2", "eval.num_samples=50",
-                          "figures.enabled=false", f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "trainer=ddp",
+            "trainer.max_epochs=2",
+            "eval.num_samples=50",
+            "figures.enabled=false",
+            f"hydra.run.dir={tmp_path / 'ddp'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["epochs"] == 2

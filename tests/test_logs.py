@@ -9,14 +9,15 @@ import subprocess
 import sys
 
 import pytest
-
-import vaelab
-from vaelab.logs import use_progress_bar
-
 from conftest import ROOT, compose_config
 
+import vaelab
+from vaelab.training.logs import use_progress_bar
+
 QUICK = ("figures.enabled=false", "eval.num_samples=10", "eval.exact=false")
-EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+)  train/loss [\d.]+  val/loss [\d.]+ \(best [\d.]+\)  [\d.]+ s/epoch  [\d.]+ s$")
+EPOCH_LINE = re.compile(
+    r"epoch (\d+)/(\d+)  train/loss [\d.]+  val/loss [\d.]+ \(best [\d.]+\)  [\d.]+ s/epoch  [\d.]+ s$"
+)
 
 
 def epoch_lines(text: str) -> list[int]:
@@ -44,10 +45,19 @@ def test_progress_bar_only_on_a_terminal_unless_asked(monkeypatch):
 @pytest.mark.slow
 def test_output_to_a_pipe_has_one_line_per_epoch_no_bar_and_train_log_has_the_same(tmp_path):
     result = subprocess.run(
-        [sys.executable, "train.py", "trainer.max_epochs=3", "+trainer.limit_train_batches=4", *QUICK,
-         f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "train.py",
+            "trainer.max_epochs=3",
+            "+trainer.limit_train_batches=4",
+            *QUICK,
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "\r" not in out and "it/s" not in out and "Epoch 0:" not in out  # no progress bar
@@ -55,7 +65,8 @@ def test_output_to_a_pipe_has_one_line_per_epoch_no_bar_and_train_log_has_the_sa
     log = (tmp_path / "train.log").read_text()
     assert epoch_lines(log) == [1, 2, 3]
     assert [line for line in out.splitlines() if EPOCH_LINE.search(line)] == [
-        line for line in log.splitlines() if EPOCH_LINE.search(line)]
+        line for line in log.splitlines() if EPOCH_LINE.search(line)
+    ]
     assert re.search(r"vaelab: prior=standard .*test NLL=[\d.]+ \(S=10\) ELBO=-[\d.]+", out)
     assert "test NLL=" in log
 
@@ -64,7 +75,7 @@ def test_time_per_epoch_of_a_resumed_run_counts_only_the_epochs_it_trained(monke
     """A run resumed at epoch 50 that trained 2 epochs in 20 s took 10 s per epoch, not 20/52."""
     from types import SimpleNamespace
 
-    from vaelab import logs
+    from vaelab.training import logs
 
     clock = iter([100.0, 120.0])
     monkeypatch.setattr(logs.time, "perf_counter", lambda: next(clock))

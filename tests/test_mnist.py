@@ -14,15 +14,14 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import PRIORS, ROOT, compose_config
 from pytorch_lightning.callbacks import Callback
 
 import vaelab
-from vaelab.callbacks import LatentFigures
-from vaelab.config import ConfigError
-from vaelab.data import AmatFormatError, BinarizedMNISTDataModule, read_amat, resolve_data_root
-from vaelab.model import WarmupEarlyStopping
-
-from conftest import PRIORS, ROOT, compose_config
+from vaelab.data import BinarizedMNISTDataModule, read_amat, resolve_data_root
+from vaelab.errors import ConfigError, DataFormatError
+from vaelab.training.early_stopping import WarmupEarlyStopping
+from vaelab.training.latent_figures import LatentFigures
 
 REAL_ROOT = ROOT.parent / "shared" / "data" / "binarized_mnist"
 
@@ -59,7 +58,7 @@ def test_amat_without_final_newline_reads_the_same(tmp_path, bits):
 
 
 def test_missing_file_names_the_file_and_expected_shape(tmp_path):
-    with pytest.raises(AmatFormatError, match=r"nowhere\.amat: file not found .*\(10000, 784\)"):
+    with pytest.raises(DataFormatError, match=r"nowhere\.amat: file not found .*\(10000, 784\)"):
         read_amat(tmp_path / "nowhere.amat", num_rows=10000)
 
 
@@ -67,7 +66,7 @@ def test_short_line_says_which_line_and_how_many_values(tmp_path, bits):
     lines = [" ".join(map(str, row)) for row in bits]
     lines[3] = lines[3][:-2]  # line 4 loses its last value
     (tmp_path / "a.amat").write_text("\n".join(lines) + "\n")
-    with pytest.raises(AmatFormatError, match=r"a\.amat: expected shape \(N, 784\).*line 4 with 783 values"):
+    with pytest.raises(DataFormatError, match=r"a\.amat: expected shape \(N, 784\).*line 4 with 783 values"):
         read_amat(tmp_path / "a.amat")
 
 
@@ -75,19 +74,19 @@ def test_non_binary_value_says_which_value_and_line(tmp_path, bits):
     lines = [" ".join(map(str, row)) for row in bits]
     lines[1] = "2" + lines[1][1:]
     (tmp_path / "a.amat").write_text("\n".join(lines) + "\n")
-    with pytest.raises(AmatFormatError, match=r"a\.amat: .*value '2' on line 2"):
+    with pytest.raises(DataFormatError, match=r"a\.amat: .*value '2' on line 2"):
         read_amat(tmp_path / "a.amat")
 
 
 def test_wrong_number_of_images_gives_expected_and_found_shape(tmp_path, bits):
     write_amat(tmp_path / "a.amat", bits)
-    with pytest.raises(AmatFormatError, match=r"expected shape \(10000, 784\), found 7 lines"):
+    with pytest.raises(DataFormatError, match=r"expected shape \(10000, 784\), found 7 lines"):
         read_amat(tmp_path / "a.amat", num_rows=10000)
 
 
 def test_empty_file_is_an_error(tmp_path):
     (tmp_path / "a.amat").write_text("")
-    with pytest.raises(AmatFormatError, match="empty file"):
+    with pytest.raises(DataFormatError, match="empty file"):
         read_amat(tmp_path / "a.amat")
 
 
@@ -110,7 +109,7 @@ def test_datamodule_reads_three_splits_without_labels(tmp_path, bits):
 def test_datamodule_insists_on_the_canonical_sizes(tmp_path, bits):
     for suffix in ["train", "valid", "test"]:
         write_amat(tmp_path / f"binarized_mnist_{suffix}.amat", bits)
-    with pytest.raises(AmatFormatError, match=r"binarized_mnist_train\.amat: expected shape \(50000, 784\)"):
+    with pytest.raises(DataFormatError, match=r"binarized_mnist_train\.amat: expected shape \(50000, 784\)"):
         BinarizedMNISTDataModule(tmp_path).setup("fit")
 
 
@@ -194,10 +193,18 @@ def test_preset_sizes_the_new_priors_like_the_vampprior(prior):
 @pytest.mark.skipif(not REAL_ROOT.is_dir(), reason=f"no binarized MNIST at {REAL_ROOT}")
 @pytest.mark.parametrize("prior", PRIORS)
 def test_preset_trains_a_few_steps_with_every_prior(make_cfg, prior):
-    cfg = make_cfg("experiment=vampprior_paper", f"prior={prior}", "trainer.max_epochs=1",
-                   "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-                   "figures.enabled=false", "eval.num_samples=2", "eval.num_latent_samples=100",
-                   "dataset.datamodule.limit=600")  # fmt: skip
+    cfg = make_cfg(
+        "experiment=vampprior_paper",
+        f"prior={prior}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "figures.enabled=false",
+        "eval.num_samples=2",
+        "eval.num_latent_samples=100",
+        "dataset.datamodule.limit=600",
+    )
     metrics = vaelab.run(cfg)
     assert metrics["epochs"] == 1 and np.isfinite(metrics["test/loss"]) and np.isfinite(metrics["test/nll"])
 
@@ -235,8 +242,15 @@ def test_early_stopping_counts_patience_only_after_the_warmup(warmup, epochs):
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(2, 1)), batch_size=2)
     seen = EpochsSeen()
     stop = WarmupEarlyStopping(monitor="val/loss", patience=2, warmup_epochs=warmup)
-    trainer = pl.Trainer(max_epochs=50, callbacks=[stop, seen], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=50,
+        callbacks=[stop, seen],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(ConstantLoss(), train_dataloaders=data, val_dataloaders=data)
     # The first counted epoch sets the best score; `patience` epochs without improvement stop it.
     assert seen.epochs == epochs

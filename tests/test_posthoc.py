@@ -1,5 +1,5 @@
 """Post-hoc priors: a new prior fitted to a trained run with the encoder and decoder frozen
-(`vaelab.posthoc`, `scripts/fit_prior.py`, `posthoc=` after training and in sweeps)."""
+(`vaelab.posthoc`, `vaelab-fit-prior`, `posthoc=` after training and in sweeps)."""
 
 from __future__ import annotations
 
@@ -13,29 +13,25 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import ROOT, compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
 import vaelab
 from vaelab import VAE
-from vaelab.cli import posthoc_argv
 from vaelab.errors import ConfigError
-from vaelab.evaluate import evaluate_test_set
+from vaelab.evaluation.runner import evaluate_test_set
 from vaelab.nets import MLPEncoder
-from vaelab.posthoc import fit, requested
-
-from conftest import ROOT, compose_config
+from vaelab.overrides import posthoc_argv
+from vaelab.posthoc.fit import fit
+from vaelab.posthoc.jobs import requested
 
 QUICK = ("figures.enabled=false", "eval.num_samples=10", "eval.num_latent_samples=1000", "eval.exact=false")
-SCRIPTS = ROOT / "scripts"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"vaelab.cli.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +40,15 @@ def joint_run(tmp_path_factory) -> Path:
     to N(0, I): 25 full epochs at lr 1e-2 (at the default 1e-3 the posterior has not yet left the
     prior by then, the standard prior is all but optimal, and a refit has nothing to gain)."""
     run_dir = tmp_path_factory.mktemp("joint") / "run"
-    cfg = compose_config("prior=standard", f"run_dir={run_dir}", "trainer.max_epochs=25", "optimizer.lr=1e-2",
-                         "trainer.enable_progress_bar=false", "seed=0", *QUICK)  # fmt: skip
+    cfg = compose_config(
+        "prior=standard",
+        f"run_dir={run_dir}",
+        "trainer.max_epochs=25",
+        "optimizer.lr=1e-2",
+        "trainer.enable_progress_bar=false",
+        "seed=0",
+        *QUICK,
+    )
     vaelab.run(cfg)
     return run_dir
 
@@ -112,8 +115,11 @@ class DistributionOnlyEncoder(nn.Module):
 @pytest.fixture(scope="module")
 def plain_encoder_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("plain") / "run"
-    vaelab.run(compose_config("trainer=fast", f"run_dir={run_dir}", "encoder._target_=test_posthoc.DistributionOnlyEncoder",
-                              *QUICK))  # fmt: skip
+    vaelab.run(
+        compose_config(
+            "trainer=fast", f"run_dir={run_dir}", "encoder._target_=test_posthoc.DistributionOnlyEncoder", *QUICK
+        )
+    )
     return run_dir
 
 
@@ -131,11 +137,18 @@ def plain_encoder_run(tmp_path_factory) -> Path:
 ])  # fmt: skip
 def test_bad_inputs_are_one_line_and_write_nothing(joint_run, plain_encoder_run, tmp_path, capsys, case, message):
     run = tmp_path / "run"
-    shutil.copytree(plain_encoder_run if case == "no_gaussian_params" else joint_run, run, ignore=shutil.ignore_patterns("posthoc"))
-    args = {"unknown_prior": ["prior=foo"], "bad_key": ["prior=mog", "prior.num_compnents=3"],
-            "bad_value": ["prior=mog", "prior.num_components=0"], "frozen_key": ["prior=mog", "encoder.hidden=8"],
-            "nothing_to_fit": ["prior=standard"], "pseudo_input_range": ["prior=vamp", "prior.input_max=255"],
-            "no_gaussian_params": ["prior=vamp"]}.get(case, ["prior=mog"])  # fmt: skip
+    shutil.copytree(
+        plain_encoder_run if case == "no_gaussian_params" else joint_run, run, ignore=shutil.ignore_patterns("posthoc")
+    )
+    args = {
+        "unknown_prior": ["prior=foo"],
+        "bad_key": ["prior=mog", "prior.num_compnents=3"],
+        "bad_value": ["prior=mog", "prior.num_components=0"],
+        "frozen_key": ["prior=mog", "encoder.hidden=8"],
+        "nothing_to_fit": ["prior=standard"],
+        "pseudo_input_range": ["prior=vamp", "prior.input_max=255"],
+        "no_gaussian_params": ["prior=vamp"],
+    }.get(case, ["prior=mog"])
     if case == "not_a_run":
         (run / "config.yaml").unlink()
     if case == "no_checkpoint":
@@ -150,7 +163,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(joint_run, plain_encoder_run,
         load_script("fit_prior").main([str(run), *args])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("fit_prior.py: error: ") and message in err, err
+    assert err.count("\n") == 1 and err.startswith("vaelab-fit-prior: error: ") and message in err, err
     assert snapshot(run) == before
 
 
@@ -166,19 +179,34 @@ def test_posthoc_names_are_checked_before_training_and_a_comma_list_is_a_list():
     assert requested(compose_config()) == []
     with pytest.raises(ConfigError, match="posthoc=foo is not allowed: choose prior options from flow, gtm"):
         requested(compose_config("posthoc=[mog,foo]"))
-    assert posthoc_argv(["-m", "seed=0,1", "posthoc=mog,flow", "posthoc=[a,b]"]) == \
-        ["-m", "seed=0,1", "posthoc=[mog,flow]", "posthoc=[a,b]"]  # fmt: skip
+    assert posthoc_argv(["-m", "seed=0,1", "posthoc=mog,flow", "posthoc=[a,b]"]) == [
+        "-m",
+        "seed=0,1",
+        "posthoc=[mog,flow]",
+        "posthoc=[a,b]",
+    ]
 
 
 @pytest.mark.slow
 def test_a_sweep_refits_each_job_reports_both_rows_and_does_not_refit_twice(tmp_path):
-    command = [sys.executable, str(ROOT / "train.py"), "-m", "prior=standard", "seed=0,1", "posthoc=mog,vamp",
-               "trainer=fast", *QUICK, f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "prior=standard",
+        "seed=0,1",
+        "posthoc=mog,vamp",
+        "trainer=fast",
+        *QUICK,
+        f"hydra.sweep.dir={tmp_path}",
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for seed in (0, 1):
         for prior in ("mog", "vamp"):
-            record = json.loads((tmp_path / f"{seed}_standard_seed{seed}" / "posthoc" / prior / "posthoc.json").read_text())
+            record = json.loads(
+                (tmp_path / f"{seed}_standard_seed{seed}" / "posthoc" / prior / "posthoc.json").read_text()
+            )
             assert record["source_prior"] == "standard" and record["prior"] == prior
     report = (tmp_path / "comparison.md").read_text()
     assert "| standard | 2 |" in report and "| standard → mog (post-hoc) | 2 |" in report
@@ -198,7 +226,8 @@ def test_the_posthoc_key_does_not_split_the_joint_rows_of_a_report():
     names refits made afterwards, not a setting of the joint model."""
     from pathlib import Path
 
-    from vaelab.compare import Job, group
+    from vaelab.reports.jobs import Job
+    from vaelab.reports.table import group
 
     def job(num: int, prior: str, **overrides: str) -> Job:
         typed = {"prior": f"prior={prior}", "seed": "seed=0", **{k: f"{k}={v}" for k, v in overrides.items()}}

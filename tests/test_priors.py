@@ -15,13 +15,23 @@ from dataclasses import dataclass
 import hydra
 import pytest
 import torch
+from conftest import PRIORS, compose_config
 from torch import nn
 
-from conftest import PRIORS, compose_config
-from vaelab.config import ConfigError, check_config
+from vaelab.config import check_config
+from vaelab.errors import ConfigError
 from vaelab.nets import MLPEncoder
 from vaelab.priors import (
-    FlowPrior, GTMPrior, GTMVampPrior, MAFPrior, MoGPrior, NSFPrior, Prior, ResampledPrior, StandardPrior, VampPrior,
+    FlowPrior,
+    GTMPrior,
+    GTMVampPrior,
+    MAFPrior,
+    MoGPrior,
+    NSFPrior,
+    Prior,
+    ResampledPrior,
+    StandardPrior,
+    VampPrior,
 )  # fmt: skip
 
 LATENT_DIM = 2
@@ -194,7 +204,9 @@ def test_lars_checks_would_catch_a_wrong_truncation_term():
     alpha = float((1 - dist.normaliser.detach()) ** (dist.truncation - 1))
     assert alpha > 0.1
     log_pi = dist.proposal.log_prob
-    without_alpha = on_grid(dist, lambda z: log_pi(z) + torch.log1p(-torch.tensor(alpha)) + dist.log_acceptance(z) - dist.log_z)
+    without_alpha = on_grid(
+        dist, lambda z: log_pi(z) + torch.log1p(-torch.tensor(alpha)) + dist.log_acceptance(z) - dist.log_z
+    )
     assert abs(mass(without_alpha) - 1) > 0.01 + MAX_STANDARD_ERRORS * without_alpha.log_z_stderr
     untruncated = on_grid(dist, lambda z: log_pi(z) + dist.log_acceptance(z) - dist.log_z)
     assert mass(untruncated) == pytest.approx(1.0, abs=0.01)
@@ -258,7 +270,9 @@ def test_sample_is_vectorised(name):
 def test_log_prob_is_one_finite_value_per_example(name, state):
     prior, encoder = build(name, state)
     torch.manual_seed(3)
-    z = torch.cat([torch.randn(5, LATENT_DIM, dtype=torch.float64), torch.full((2, LATENT_DIM), 20.0, dtype=torch.float64)])
+    z = torch.cat(
+        [torch.randn(5, LATENT_DIM, dtype=torch.float64), torch.full((2, LATENT_DIM), 20.0, dtype=torch.float64)]
+    )
     z[-1] *= -1
     log_p = prior(encoder).log_prob(z)
     assert log_p.shape == (7,)
@@ -297,7 +311,7 @@ def brute_force_log_prob(z: torch.Tensor, logits: list, mu: list, logvar: list) 
     for point in z.tolist():
         per_component = []
         for k in range(len(logits)):
-            log_n = sum(log_normal(point[l], mu[k][l], logvar[k][l]) for l in range(len(point)))
+            log_n = sum(log_normal(point[d], mu[k][d], logvar[k][d]) for d in range(len(point)))
             per_component.append(log_w[k] + log_n)
         out.append(log_sum_exp(per_component))
     return torch.tensor(out, dtype=torch.float64)
@@ -309,8 +323,8 @@ def logsumexp_per_dimension(z: torch.Tensor, logits: list, mu: list, logvar: lis
     out = []
     for point in z.tolist():
         per_dim = [
-            log_sum_exp([log_w[k] + log_normal(point[l], mu[k][l], logvar[k][l]) for k in range(len(logits))])
-            for l in range(len(point))
+            log_sum_exp([log_w[k] + log_normal(point[d], mu[k][d], logvar[k][d]) for k in range(len(logits))])
+            for d in range(len(point))
         ]
         out.append(sum(per_dim))
     return torch.tensor(out, dtype=torch.float64)
@@ -319,10 +333,12 @@ def logsumexp_per_dimension(z: torch.Tensor, logits: list, mu: list, logvar: lis
 def probe_points() -> torch.Tensor:
     """Points near the mass and far in the tails, where one component dominates the logsumexp."""
     torch.manual_seed(4)
-    return torch.cat([
-        2.0 * torch.randn(8, LATENT_DIM, dtype=torch.float64),
-        8.0 * torch.randn(4, LATENT_DIM, dtype=torch.float64),
-    ])
+    return torch.cat(
+        [
+            2.0 * torch.randn(8, LATENT_DIM, dtype=torch.float64),
+            8.0 * torch.randn(4, LATENT_DIM, dtype=torch.float64),
+        ]
+    )
 
 
 @pytest.mark.parametrize("state", STATES)
@@ -542,7 +558,9 @@ def test_hydra_config_gives_documented_defaults(name):
 
 
 def test_fixed_pseudo_inputs_need_data_init():
-    with pytest.raises(ConfigError, match=r"^prior.learnable_inputs=false is not allowed with prior.init=random: .*prior.init=data$"):
+    with pytest.raises(
+        ConfigError, match=r"^prior.learnable_inputs=false is not allowed with prior.init=random: .*prior.init=data$"
+    ):
         check_config(compose_config("prior=vamp", "prior.learnable_inputs=false"))
     check_config(compose_config("prior=vamp", "prior.learnable_inputs=false", "prior.init=data"))  # = prior=vamp_data
     with pytest.raises(ValueError, match="needs init='data'"):

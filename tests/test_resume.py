@@ -9,22 +9,31 @@ import threading
 
 import pytest
 import torch
+from conftest import compose_config
 from lightning_fabric.plugins.io import torch_io
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import vaelab
-import vaelab.train
+import vaelab.training.fit
 from vaelab.data import BatchIndices
+from vaelab.errors import ResumeError
 from vaelab.files import atomic_write
-from vaelab.interrupt import AtomicCheckpointIO, GracefulStop, TrainingInterrupted
-from vaelab.resume import ResumeError, resume_argv
-
-from conftest import compose_config
+from vaelab.training.checkpoints import AtomicCheckpointIO
+from vaelab.training.resume import resume_argv
+from vaelab.training.signals import GracefulStop, TrainingInterrupted
 
 # Early stopping (patience 2 after a 2-epoch KL warm-up) ends these runs before max_epochs.
-SETTINGS = ("trainer=fast", "trainer.max_epochs=40", "trainer.limit_train_batches=4", "early_stopping.patience=2",
-            "kl_warmup_epochs=2", "eval.num_samples=20", "eval.num_latent_samples=200", "eval.exact=false",
-            "figures.every_n_epochs=3")  # fmt: skip
+SETTINGS = (
+    "trainer=fast",
+    "trainer.max_epochs=40",
+    "trainer.limit_train_batches=4",
+    "early_stopping.patience=2",
+    "kl_warmup_epochs=2",
+    "eval.num_samples=20",
+    "eval.num_latent_samples=200",
+    "eval.exact=false",
+    "figures.every_n_epochs=3",
+)
 VOLATILE = ("train_seconds", "eval")  # wall-clock times
 
 
@@ -43,7 +52,7 @@ def signal_at_step(monkeypatch, step: int, signum: int = signal.SIGTERM) -> None
                 os.kill(os.getpid(), signum)
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
-    monkeypatch.setattr(vaelab.train, "GracefulStop", SignalledStop)
+    monkeypatch.setattr(vaelab.training.fit, "GracefulStop", SignalledStop)
 
 
 @pytest.mark.parametrize("stop_step", [9, 12], ids=["mid-epoch", "epoch-end"])
@@ -57,7 +66,7 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_run(tmp_path, mon
     assert stopped.value.signum == signal.SIGTERM and stopped.value.exit_status == 143
     record = json.loads((run_dir / "interrupted.json").read_text())
     assert record["signal"] == "SIGTERM" and record["step"] == stop_step
-    assert record["resume"] == f"python train.py resume={run_dir.resolve()}"
+    assert record["resume"] == f"vaelab-train resume={run_dir.resolve()}"
     assert not (run_dir / "metrics.json").exists()
     earlier = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)["callbacks"]["EpochLog"]
     assert earlier["seconds"] > 0 and earlier["best"] is not None  # training time and best loss so far
@@ -98,7 +107,7 @@ def test_resume_refuses_a_changed_model_and_a_corrupt_checkpoint(tmp_path, monke
     with pytest.raises(ResumeError, match=r"latent_dim differ from the run's config.yaml"):
         vaelab.run(compose_config(*SETTINGS, f"run_dir={tmp_path}", f"resume={last}", "latent_dim=3"))
     # a longer budget is a resume, not a new run
-    assert vaelab.resume.changed_keys({"trainer": {"max_epochs": 5}}, {"trainer": {"max_epochs": 50}}) == []
+    assert vaelab.training.resume.changed_keys({"trainer": {"max_epochs": 5}}, {"trainer": {"max_epochs": 50}}) == []
 
     truncated = tmp_path / "checkpoints" / "truncated.ckpt"
     truncated.write_bytes(last.read_bytes()[:1000])
@@ -116,8 +125,12 @@ def test_resume_argv_rebuilds_the_runs_command_line(tmp_path):
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
 
     argv = resume_argv([f"resume={run_dir}", "trainer.max_epochs=20"])
-    assert argv == ["prior=vamp", "trainer.max_epochs=20", f"resume={run_dir / 'checkpoints' / 'last.ckpt'}",
-                    f"hydra.run.dir={run_dir}"]  # fmt: skip
+    assert argv == [
+        "prior=vamp",
+        "trainer.max_epochs=20",
+        f"resume={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={run_dir}",
+    ]
     assert resume_argv(["prior=mog"]) == ["prior=mog"]
     with pytest.raises(ResumeError, match=r"latent_dim=4 is not allowed with resume="):
         resume_argv([f"resume={run_dir}", "latent_dim=4"])
@@ -171,8 +184,9 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_loadable(tmp_path, mo
 
 
 @pytest.mark.parametrize(("every_seconds", "expected"), [(0, [0, 1, 2, 3, 4]), (3600, [4])])
-def test_last_ckpt_is_written_by_time_and_at_the_end_and_best_holds_the_weights(tmp_path, monkeypatch,
-                                                                                every_seconds, expected):
+def test_last_ckpt_is_written_by_time_and_at_the_end_and_best_holds_the_weights(
+    tmp_path, monkeypatch, every_seconds, expected
+):
     written = []
     save = AtomicCheckpointIO.save_checkpoint
 
@@ -181,26 +195,47 @@ def test_last_ckpt_is_written_by_time_and_at_the_end_and_best_holds_the_weights(
         save(self, checkpoint, path, storage_options)
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", spy)
-    vaelab.run(compose_config("trainer=fast", "trainer.max_epochs=5", "figures.enabled=false", "eval.num_samples=5", "eval.exact=false",
-                              "eval.num_latent_samples=100", f"checkpoint.last_every_seconds={every_seconds}",
-                              f"run_dir={tmp_path}"))  # fmt: skip
+    vaelab.run(
+        compose_config(
+            "trainer=fast",
+            "trainer.max_epochs=5",
+            "figures.enabled=false",
+            "eval.num_samples=5",
+            "eval.exact=false",
+            "eval.num_latent_samples=100",
+            f"checkpoint.last_every_seconds={every_seconds}",
+            f"run_dir={tmp_path}",
+        )
+    )
     assert [epoch for name, epoch, _ in written if name == "last.ckpt"] == expected
     assert all(full for name, _, full in written if name == "last.ckpt"), "last.ckpt holds the whole training state"
     best = [(name, full) for name, _, full in written if name.startswith("best-")]
     assert best and not any(full for _, full in best), "best-*.ckpt holds the weights only"
     with pytest.raises(ResumeError, match=r"holds the weights only"):
-        vaelab.run(compose_config("trainer=fast", f"run_dir={tmp_path}", f"resume={tmp_path / 'checkpoints' / best[-1][0]}"))
+        vaelab.run(
+            compose_config("trainer=fast", f"run_dir={tmp_path}", f"resume={tmp_path / 'checkpoints' / best[-1][0]}")
+        )
 
 
 def test_a_run_stopped_inside_an_epoch_leaves_its_final_state_in_last_ckpt(tmp_path):
-    vaelab.run(compose_config("trainer=fast", "trainer.max_epochs=5", "+trainer.max_steps=6", "figures.enabled=false",
-                              "eval.num_samples=5", "eval.num_latent_samples=100", "eval.exact=false", f"run_dir={tmp_path}"))  # fmt: skip
+    vaelab.run(
+        compose_config(
+            "trainer=fast",
+            "trainer.max_epochs=5",
+            "+trainer.max_steps=6",
+            "figures.enabled=false",
+            "eval.num_samples=5",
+            "eval.num_latent_samples=100",
+            "eval.exact=false",
+            f"run_dir={tmp_path}",
+        )
+    )
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 6 and "optimizer_states" in state  # 4 steps per epoch: stopped in the second
 
 
 def test_background_checkpoints_hold_the_state_at_saving_and_keep_their_order(tmp_path, monkeypatch):
-    from vaelab.interrupt import BackgroundCheckpointIO
+    from vaelab.training.checkpoints import BackgroundCheckpointIO
 
     io, gate, threads = BackgroundCheckpointIO(), threading.Event(), set()
     save = AtomicCheckpointIO.save_checkpoint

@@ -4,7 +4,6 @@ launchers, and data-parallel (DDP) training that matches a single process."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import subprocess
@@ -14,22 +13,27 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import ROOT, SIX_PRIORS
 from omegaconf import OmegaConf
 from PIL import Image
 
-from vaelab.compare import write_report
+from vaelab.cli.sweep import threads_per_job
 from vaelab.data import BatchIndices, DigitsDataModule
-from vaelab.sweep import threads_per_job
+from vaelab.reports import write_report
 
-from conftest import ROOT, SIX_PRIORS
-
-TINY = ("trainer=fast", "figures.enabled=false", "eval.num_samples=10", "eval.num_latent_samples=1000",
-        "eval.exact=false")
+TINY = (
+    "trainer=fast",
+    "figures.enabled=false",
+    "eval.num_samples=10",
+    "eval.num_latent_samples=1000",
+    "eval.exact=false",
+)
 
 
 def train(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -38,13 +42,26 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 # -- the report, from job directories written by hand -----------------------------------------------
-def fake_job(sweep: Path, num: int, prior: str, seed: int, metrics: dict | None = None, error: str | None = None,
-             extra: tuple[str, ...] = (), latent: bool = False) -> Path:  # fmt: skip
+def fake_job(
+    sweep: Path,
+    num: int,
+    prior: str,
+    seed: int,
+    metrics: dict | None = None,
+    error: str | None = None,
+    extra: tuple[str, ...] = (),
+    latent: bool = False,
+) -> Path:
     job = sweep / f"{num}_{prior}_seed{seed}"
     (job / ".hydra").mkdir(parents=True)
     task = [f"prior={prior}", f"seed={seed}", "trainer=fast", *extra]
-    hydra = {"hydra": {"job": {"num": num}, "runtime": {"choices": {"prior": prior, "dataset": "digits"}},
-                       "overrides": {"task": task}}}  # fmt: skip
+    hydra = {
+        "hydra": {
+            "job": {"num": num},
+            "runtime": {"choices": {"prior": prior, "dataset": "digits"}},
+            "overrides": {"task": task},
+        }
+    }
     (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
     (job / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "latent_dim": 2, "eval": {"num_samples": 10}}))
     if metrics is not None:
@@ -112,9 +129,8 @@ def test_report_lists_failed_and_unfinished_jobs_and_rows_of_other_swept_keys(tm
 
 
 def test_compare_script_exit_status(tmp_path):
-    spec = importlib.util.spec_from_file_location("compare_script", ROOT / "scripts" / "compare.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    import vaelab.cli.compare as script
+
     assert script.main([str(tmp_path)]) == 2  # no jobs
     fake_job(tmp_path, 0, "flow", 1, {"test/nll": 1.0})
     assert script.main([str(tmp_path)]) == 0
@@ -128,11 +144,23 @@ def test_six_prior_sweep_names_jobs_by_prior_and_writes_one_row_per_prior(tmp_pa
     result = train("-m", f"prior={','.join(SIX_PRIORS)}", *TINY, f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
 
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [f"{i}_{p}_seed42" for i, p in enumerate(SIX_PRIORS)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        f"{i}_{p}_seed42" for i, p in enumerate(SIX_PRIORS)
+    ]
     rows = read_csv(tmp_path / "comparison.csv")
     assert sorted(row["prior"] for row in rows) == sorted(SIX_PRIORS)  # ranked by the exact NLL at latent_dim 2
-    for key in ("test/nll", "test/elbo", "test/kl", "test/mutual_info", "test/marginal_kl",
-                "test/hole_fraction_heldout", "test/hole_rank", "test/active_units", "epochs", "train_seconds"):  # fmt: skip
+    for key in (
+        "test/nll",
+        "test/elbo",
+        "test/kl",
+        "test/mutual_info",
+        "test/marginal_kl",
+        "test/hole_fraction_heldout",
+        "test/hole_rank",
+        "test/active_units",
+        "epochs",
+        "train_seconds",
+    ):
         assert all(math.isfinite(float(row[f"{key}_mean"])) for row in rows), key
         assert any(row[f"{key}_best"] == "1" for row in rows), key
     assert (tmp_path / "comparison.md").read_text().count("\n| ") == 1 + len(SIX_PRIORS)  # header + rows
@@ -168,7 +196,9 @@ def test_ddp_inside_a_sweep_fails_that_job_with_a_message(tmp_path):
     result = train("-m", "trainer=ddp_cpu", "figures.enabled=false", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode != 0 and "1 of 1 jobs failed" in result.stderr
     failure = json.loads((tmp_path / "0_standard_seed42" / "failed.json").read_text())
-    assert failure["error"] == "ConfigError" and "trainer.strategy=ddp is not allowed in a multirun" in failure["message"]
+    assert (
+        failure["error"] == "ConfigError" and "trainer.strategy=ddp is not allowed in a multirun" in failure["message"]
+    )
     assert "| standard **(failed)** | 0 of 1 (1 failed) |" in (tmp_path / "comparison.md").read_text()
 
 
@@ -180,14 +210,16 @@ def test_compare_priors_preset_sweeps_six_priors_over_three_seeds():
     params = cfg.hydra.sweeper.params
     assert params.prior.split(",") == SIX_PRIORS and params.seed.split(",") == ["1", "2", "3"]
     assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"].endswith("_${hydra.runtime.choices.prior}_seed${seed}")
-    assert cfg.hydra.callbacks.compare._target_ == "vaelab.sweep.SweepReport"
+    assert cfg.hydra.callbacks.compare._target_ == "vaelab.cli.sweep.SweepReport"
 
 
 @pytest.mark.slow
 def test_two_sweeps_started_together_get_separate_directories(tmp_path):
     args = [sys.executable, str(ROOT / "train.py"), "-m", "prior=standard", *TINY, "trainer.max_epochs=1"]
-    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     for proc in procs:
         assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
     sweeps = sorted((tmp_path / "outputs" / "multirun").iterdir())
@@ -209,8 +241,15 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes_with_divided_threads(tm
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs hydra-joblib-launcher (.[parallel])")
     import joblib
 
-    result = train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "prior=standard,mog", *TINY,
-                   "trainer.max_epochs=6", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    result = train(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "prior=standard,mog",
+        *TINY,
+        "trainer.max_epochs=6",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = [json.loads((tmp_path / name / "job.json").read_text()) for name in ("0_standard_seed42", "1_mog_seed42")]
     assert jobs[0]["pid"] != jobs[1]["pid"]
@@ -253,8 +292,16 @@ def test_a_datamodule_without_a_running_trainer_serves_whole_splits():
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_gives_the_single_process_test_metrics(tmp_path):
-    budget = ("prior=vamp", "trainer.max_epochs=1", "+trainer.limit_train_batches=4", "trainer.enable_progress_bar=false",
-              "figures.enabled=false", "eval.num_samples=100", "eval.num_latent_samples=1000", "eval.exact=false")  # fmt: skip
+    budget = (
+        "prior=vamp",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=4",
+        "trainer.enable_progress_bar=false",
+        "figures.enabled=false",
+        "eval.num_samples=100",
+        "eval.num_latent_samples=1000",
+        "eval.exact=false",
+    )
     metrics = {}
     for trainer in ("cpu", "ddp_cpu"):
         result = train(f"trainer={trainer}", *budget, f"hydra.run.dir={tmp_path / trainer}")
@@ -274,10 +321,21 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_test_metrics(tmp_path
 def test_an_infinite_value_in_a_job_gives_an_infinite_mean_not_a_crash():
     from pathlib import Path
 
-    from vaelab.compare import Job, Row, summarize
+    from vaelab.reports.jobs import Job
+    from vaelab.reports.table import Row, summarize
 
-    jobs = [Job(Path(f"{i}_flow_seed{i}"), i, "flow", i, {}, "completed", metrics={"test/nll": 97.0 + i,
-            "test/nll_exact_error": value}) for i, value in enumerate([0.01, float("inf"), 0.02])]  # fmt: skip
+    jobs = [
+        Job(
+            Path(f"{i}_flow_seed{i}"),
+            i,
+            "flow",
+            i,
+            {},
+            "completed",
+            metrics={"test/nll": 97.0 + i, "test/nll_exact_error": value},
+        )
+        for i, value in enumerate([0.01, float("inf"), 0.02])
+    ]
     (row,) = rows = [Row("flow", "", jobs)]
     summarize(rows)
     assert row.stats["test/nll"] == (98.0, 1.0)

@@ -13,15 +13,14 @@ import urllib.request
 
 import pytest
 import yaml
-from hydra.core.hydra_config import HydraConfig
+from conftest import CONF, compose_config
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 import vaelab
-from vaelab.tracking import option_name, run_hparams
-
-from conftest import CONF, compose_config
+from vaelab.training.trackers import option_name, run_hparams
 
 QUICK = ("trainer=fast", "eval.num_samples=10", "eval.exact=false")
 PLUMBING = ("_target_", "run_dir", "datamodule", "input_dim", "root")
@@ -37,8 +36,10 @@ def tensorboard_hparams(run_dir) -> dict:
     events.Reload()
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     data = plugin_data_pb2.HParamsPluginData.FromString(content)
-    return {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
-            for key, value in data.session_start_info.hparams.items()}  # fmt: skip
+    return {
+        key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+        for key, value in data.session_start_info.hparams.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,10 @@ def test_hparams_in_the_event_file_name_the_prior_and_leave_out_the_plumbing(mog
 
 
 def test_option_names_of_the_classes():
-    names = {path: option_name(path, "Prior") for path in ("a.StandardPrior", "a.MoGPrior", "a.VampPrior",
-                                                           "a.GTMPrior", "a.GTMVampPrior", "a.FlowPrior")}  # fmt: skip
+    names = {
+        path: option_name(path, "Prior")
+        for path in ("a.StandardPrior", "a.MoGPrior", "a.VampPrior", "a.GTMPrior", "a.GTMVampPrior", "a.FlowPrior")
+    }
     assert list(names.values()) == ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
     assert option_name("vaelab.data.BinarizedMNISTDataModule", "DataModule") == "binarized_mnist"
 
@@ -86,8 +89,17 @@ def test_csv_logger_writes_train_validation_and_test_metrics_and_the_hparams(tmp
     with (tmp_path / "csv" / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     filled = {key for row in rows for key, value in row.items() if value != ""}
-    assert {"train/loss", "train/rec", "train/kl", "val/loss", "val/kl", "test/loss", "test/nll", "test/elbo",
-            "hp/test_nll"} <= filled  # fmt: skip
+    assert {
+        "train/loss",
+        "train/rec",
+        "train/kl",
+        "val/loss",
+        "val/kl",
+        "test/loss",
+        "test/nll",
+        "test/elbo",
+        "hp/test_nll",
+    } <= filled
     assert len([row for row in rows if row.get("val/loss")]) == 3  # one per epoch
     hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
     assert hparams["prior"] == "standard" and "run_dir" not in hparams
@@ -139,11 +151,27 @@ def test_a_tensorboard_server_shows_the_prior_in_its_hparams_table(mog_run):
     """What a user sees in TensorBoard's HPARAMS tab, through the server's HTTP API."""
     run_dir, _ = mog_run
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir), "--host",
-                               "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(run_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/data/plugin/hparams/experiment", data=b"{}",
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/data/plugin/hparams/experiment",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+        )
         deadline, experiment = time.monotonic() + 90, None
         while experiment is None or not experiment.get("hparamInfos"):
             if time.monotonic() > deadline or server.poll() is not None:

@@ -10,13 +10,12 @@ import sys
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import PRIORS, ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import vaelab
 from vaelab import VAE
 from vaelab.data import DigitsDataModule
-
-from conftest import PRIORS, ROOT
 
 QUICK = ("figures.enabled=false", "eval.num_samples=10", "eval.exact=false")
 
@@ -36,8 +35,9 @@ def test_every_prior_trains_through_compose_and_validation_loss_goes_down(make_c
     val_loss = scalars(run_dir, "val/loss")
     assert len(val_loss) == 6
     assert val_loss[-1] < val_loss[0]
-    assert {"train/loss", "train/rec", "train/kl", "val/rec", "val/kl"} <= set(EventAccumulator(
-        str(run_dir / "tensorboard")).Reload().Tags()["scalars"])
+    assert {"train/loss", "train/rec", "train/kl", "val/rec", "val/kl"} <= set(
+        EventAccumulator(str(run_dir / "tensorboard")).Reload().Tags()["scalars"]
+    )
     written = json.loads((run_dir / "metrics.json").read_text())
     assert written["test/loss"] == pytest.approx(metrics["test/loss"])
     assert torch.isfinite(torch.tensor(written["test/loss"]))
@@ -50,10 +50,20 @@ def test_every_prior_trains_through_compose_and_validation_loss_goes_down(make_c
 def test_every_prior_trains_from_the_command_line(tmp_path):
     """All ten priors from one command line (a multirun: one start-up instead of ten)."""
     result = subprocess.run(
-        [sys.executable, "train.py", "-m", f"prior={','.join(PRIORS)}", "trainer=fast", *QUICK,
-         f"hydra.sweep.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            f"prior={','.join(PRIORS)}",
+            "trainer=fast",
+            *QUICK,
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for index, prior in enumerate(PRIORS):
         job = tmp_path / f"{index}_{prior}_seed42"
@@ -66,8 +76,15 @@ def test_checkpoint_round_trip_reproduces_log_probs_exactly(make_cfg, tmp_path, 
     cfg = make_cfg(f"prior={prior}")
     pl.seed_everything(0)
     model = vaelab.build(cfg)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=0, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=64))
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
@@ -144,8 +161,9 @@ def test_validation_builds_the_prior_once_and_gives_the_per_batch_result(make_cf
     monkeypatch.setattr(VAE, "prior_dist", lambda self: calls.append(1) or prior_dist(self))
 
     def validate() -> float:
-        trainer = pl.Trainer(accelerator="cpu", limit_val_batches=4, logger=False, enable_progress_bar=False,
-                             enable_model_summary=False)  # fmt: skip
+        trainer = pl.Trainer(
+            accelerator="cpu", limit_val_batches=4, logger=False, enable_progress_bar=False, enable_model_summary=False
+        )
         torch.manual_seed(0)
         (result,) = trainer.validate(model, datamodule=datamodule, verbose=False)
         return result["val/loss"]
@@ -168,7 +186,9 @@ def test_max_time_ends_training_and_the_run_is_still_tested(make_cfg):
 
 def test_last_ckpt_is_the_last_epoch_and_best_is_the_lowest_validation_loss(make_cfg, tmp_path, monkeypatch):
     # A validation loss that rises every epoch: the best checkpoint is epoch 0, the last one epoch 2.
-    monkeypatch.setattr(VAE, "validation_step", lambda self, batch, idx: self.log("val/loss", float(self.current_epoch)))
+    monkeypatch.setattr(
+        VAE, "validation_step", lambda self, batch, idx: self.log("val/loss", float(self.current_epoch))
+    )
     vaelab.run(make_cfg("trainer.max_epochs=3", "early_stopping.patience=10", *QUICK))
     checkpoints = tmp_path / "run" / "checkpoints"
     assert sorted(path.name for path in checkpoints.iterdir()) == ["best-000.ckpt", "last.ckpt"]

@@ -17,7 +17,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 STUDENT_T = '''
@@ -59,15 +58,22 @@ def user_dir(tmp_path) -> Path:
 def train(user_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """train.py run from the user's directory, with their module on the Python path."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user_dir), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=user_dir, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=user_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
 def test_a_user_prior_trains_is_evaluated_and_drawn(user_dir):
     run_dir = user_dir / "run"
-    result = train(user_dir, "--config-dir", str(user_dir / "conf"), "prior=student_t", *TINY,
-                   f"hydra.run.dir={run_dir}")  # fmt: skip
+    result = train(
+        user_dir, "--config-dir", str(user_dir / "conf"), "prior=student_t", *TINY, f"hydra.run.dir={run_dir}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "vaelab: prior=student_t" in result.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -81,8 +87,15 @@ def test_a_user_prior_trains_is_evaluated_and_drawn(user_dir):
 @pytest.mark.slow
 def test_a_sweep_reports_a_user_prior_next_to_built_in_ones(user_dir):
     sweep_dir = user_dir / "sweep"
-    result = train(user_dir, "-m", f"hydra.searchpath=[file://{user_dir / 'conf'}]", "prior=student_t,standard,vamp",
-                   *TINY, "figures.enabled=false", f"hydra.sweep.dir={sweep_dir}")  # fmt: skip
+    result = train(
+        user_dir,
+        "-m",
+        f"hydra.searchpath=[file://{user_dir / 'conf'}]",
+        "prior=student_t,standard,vamp",
+        *TINY,
+        "figures.enabled=false",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with (sweep_dir / "comparison.csv").open() as handle:
         rows = {row["prior"]: row for row in csv.DictReader(handle)}

@@ -1,7 +1,7 @@
-"""vaelab: train the same VAE with any of six priors and compare them properly.
+"""vaelab: train the same VAE with any prior and compare the priors properly.
 
 `vaelab.VAE`, `vaelab.build` and `vaelab.run` are imported on first use (PEP 562), so that
-`import vaelab` and `python train.py --cfg job` do not pay for torch and Lightning.
+`import vaelab` and `vaelab-train --cfg job` do not pay for torch and Lightning.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vaelab.model import VAE
-    from vaelab.train import build, run
+    from vaelab.training.fit import build, run
 
 __all__ = ["VAE", "build", "run"]
-_WHERE = {"VAE": "vaelab.model", "build": "vaelab.train", "run": "vaelab.train"}
+_WHERE = {"VAE": "vaelab.model", "build": "vaelab.training.fit", "run": "vaelab.training.fit"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 """Pictures of a trained VAE: the latent space over the prior's density, and image grids.
 
-Pure functions from tensors to numpy images or matplotlib Figures; `vaelab.callbacks.LatentFigures`
+Pure functions from tensors to numpy images or matplotlib Figures; `vaelab.training.latent_figures.LatentFigures`
 calls them during training. Figures are built with `matplotlib.figure.Figure` and rendered by the
 Agg canvas directly, so pyplot (a GUI backend, global state, figures to close) is never involved.
 
@@ -21,6 +21,22 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from PIL import Image
 from torch.distributions import Distribution
+
+__all__ = [
+    "LatentView",
+    "density_on_grid",
+    "kde_on_grid",
+    "latent_figure",
+    "pca_basis",
+    "plot_range",
+    "prior_mass",
+    "render",
+    "save_png",
+    "side_by_side",
+    "tile",
+    "to_unit",
+    "upscale",
+]
 
 
 @dataclass
@@ -107,8 +123,16 @@ def latent_figure(view: LatentView, title: str = "", dpi: int = 100) -> Figure:
         handles, names, legend_title = [points], ["test\nE[z|x]"], None
     else:
         palette = 10 if view.labels.max(initial=0) < 10 else 20  # qualitative colours, one per class
-        points = ax.scatter(*view.points[known].T, c=view.labels[known], cmap=f"tab{palette}", vmin=-0.5,
-                            vmax=palette - 0.5, s=9, alpha=0.85, linewidths=0)  # fmt: skip
+        points = ax.scatter(
+            *view.points[known].T,
+            c=view.labels[known],
+            cmap=f"tab{palette}",
+            vmin=-0.5,
+            vmax=palette - 0.5,
+            s=9,
+            alpha=0.85,
+            linewidths=0,
+        )
         handles, _ = points.legend_elements(num=None)
         names, legend_title = [str(int(label)) for label in np.unique(view.labels[known])], "label"
         if not known.all():  # the unlabelled ones in grey, under their own entry
@@ -119,10 +143,22 @@ def latent_figure(view: LatentView, title: str = "", dpi: int = 100) -> Figure:
         names.append("component\nmeans")
     handles.append(Patch(facecolor="0.35", edgecolor="0.75"))
     names.append(view.density_label)
-    fig.legend(handles, names, title=legend_title, loc="upper left", bbox_to_anchor=(0.79, 0.95), fontsize="small",
-               frameon=False)  # fmt: skip
-    ax.set(xlim=(view.xs[0], view.xs[-1]), ylim=(view.ys[0], view.ys[-1]), xlabel=view.axis_labels[0],
-           ylabel=view.axis_labels[1], title=title)  # fmt: skip
+    fig.legend(
+        handles,
+        names,
+        title=legend_title,
+        loc="upper left",
+        bbox_to_anchor=(0.79, 0.95),
+        fontsize="small",
+        frameon=False,
+    )
+    ax.set(
+        xlim=(view.xs[0], view.xs[-1]),
+        ylim=(view.ys[0], view.ys[-1]),
+        xlabel=view.axis_labels[0],
+        ylabel=view.axis_labels[1],
+        title=title,
+    )
     ax.locator_params(nbins=6)  # fewer tick labels, less text to lay out
     return fig
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from pytorch_lightning.callbacks import EarlyStopping
 from torch.distributions import Distribution
 
 from vaelab.errors import NonFiniteLossError
+
+__all__ = ["VAE"]
 
 
 class VAE(pl.LightningModule):
@@ -30,7 +31,7 @@ class VAE(pl.LightningModule):
         image_shape: list[int] | None = None,
     ):
         super().__init__()
-        # Stored in checkpoints, not sent to the loggers: they get `vaelab.tracking.run_hparams`.
+        # Stored in checkpoints, not sent to the loggers: they get `vaelab.training.trackers.run_hparams`.
         self.save_hyperparameters(logger=False)
         self.encoder = instantiate(encoder)
         self.decoder = instantiate(decoder)
@@ -82,12 +83,13 @@ class VAE(pl.LightningModule):
             self.train_sums = sums if self.train_sums is None else self.train_sums + sums
             metrics["train/kl_weight"] = beta
             return metrics
-        if stage == "test":  # test/rec, test/kl etc. come from vaelab.evaluate, over eval.num_samples samples
+        if stage == "test":  # test/rec, test/kl etc. come from vaelab.evaluation, over eval.num_samples samples
             metrics = {"test/loss": loss}
         # sync_dist: under DDP the epoch means are weighted over every process's examples (a no-op
         # in one process; epoch-level metrics only, so it costs one reduction per key and epoch).
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=x.shape[0],
-                      sync_dist=True)  # fmt: skip
+        self.log_dict(
+            metrics, on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=x.shape[0], sync_dist=True
+        )
         return metrics
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -166,20 +168,3 @@ class VAE(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return instantiate(self.hparams.optimizer, _partial_=True)(self.parameters())
-
-
-class WarmupEarlyStopping(EarlyStopping):
-    """EarlyStopping that neither counts nor remembers epochs of the KL warm-up.
-
-    During the warm-up the model optimises a different objective (KL weight < 1), so a validation
-    loss that does not improve then says nothing about convergence: with the paper's 100 warm-up
-    epochs and patience 50, plain early stopping could end a run half-way through the warm-up.
-    The best score and the patience count start at epoch `warmup_epochs` (KL weight 1).
-    """
-
-    def __init__(self, *args, warmup_epochs: int = 0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.warmup_epochs = warmup_epochs
-
-    def _should_skip_check(self, trainer: pl.Trainer) -> bool:
-        return super()._should_skip_check(trainer) or trainer.current_epoch < self.warmup_epochs

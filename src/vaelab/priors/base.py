@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+__all__ = ["Prior", "add_mixing_logits", "square_grid"]
+
 
 @runtime_checkable
 class Prior(Protocol):

@@ -13,6 +13,8 @@ from torch.distributions import Distribution
 from vaelab.priors.base import add_mixing_logits, square_grid
 from vaelab.priors.mixtures import diagonal_gaussian_mixture
 
+__all__ = ["PSEUDO_INPUT_INITS", "GTMVampPrior", "VampPrior"]
+
 PSEUDO_INPUT_INITS = ("random", "data")
 
 
@@ -66,7 +68,9 @@ class VampPrior(_EncoderMixture):
     ):
         super().__init__(num_components, learnable_weights)
         if not learnable_inputs and init != "data":
-            raise ValueError(f"learnable_inputs=False keeps the pseudo-inputs fixed and needs init='data', got init={init!r}")
+            raise ValueError(
+                f"learnable_inputs=False keeps the pseudo-inputs fixed and needs init='data', got init={init!r}"
+            )
         self.init, self.input_min, self.input_max = init, float(input_min), float(input_max)
         span = self.input_max - self.input_min
         u = self.input_min + span * (init_mean + init_std * torch.randn(num_components, input_dim))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from torch import nn
 from torch.distributions import Distribution
 
+__all__ = ["FlowPrior", "MAFPrior", "NSFPrior"]
+
 
 class FlowPrior(nn.Module):
     """A RealNVP flow (Dinh et al., 2017) with a standard normal base, from zuko.
@@ -55,7 +57,9 @@ class NSFPrior(nn.Module):
         super().__init__()
         import zuko  # here, not at the top: importing it takes a second
 
-        self.flow = zuko.flows.NSF(features=latent_dim, transforms=num_layers, hidden_features=(hidden, hidden), bins=bins)
+        self.flow = zuko.flows.NSF(
+            features=latent_dim, transforms=num_layers, hidden_features=(hidden, hidden), bins=bins
+        )
 
     def forward(self, encoder: nn.Module | None = None) -> Distribution:
         return self.flow()

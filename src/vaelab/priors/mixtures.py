@@ -11,6 +11,8 @@ from torch.distributions import Categorical, Distribution, Independent, MixtureS
 
 from vaelab.priors.base import add_mixing_logits, square_grid
 
+__all__ = ["DiagonalGaussianMixture", "GTMPrior", "MoGPrior", "StandardPrior", "diagonal_gaussian_mixture"]
+
 
 class DiagonalGaussianMixture(MixtureSameFamily):
     """MixtureSameFamily(Categorical(logits), Independent(Normal(mu, exp(0.5 logvar)), 1)) with a

@@ -18,11 +18,13 @@ distribution reports the standard error of log Z.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, constraints
+
+__all__ = ["ResampledNormal", "ResampledPrior"]
 
 
 class ResampledNormal(Distribution):
@@ -88,7 +90,9 @@ class ResampledNormal(Distribution):
         return out.reshape(*sample_shape, *self.event_shape)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        raise NotImplementedError("the lars prior has no reparameterised samples (accept/reject is not differentiable); use sample()")
+        raise NotImplementedError(
+            "the lars prior has no reparameterised samples (accept/reject is not differentiable); use sample()"
+        )
 
 
 class ResampledPrior(nn.Module):
@@ -113,7 +117,12 @@ class ResampledPrior(nn.Module):
         super().__init__()
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay={ema_decay!r} is not allowed: must be in [0, 1)")
-        self.truncation, self.num_samples, self.eval_samples, self.ema_decay = truncation, num_samples, eval_samples, ema_decay
+        self.truncation, self.num_samples, self.eval_samples, self.ema_decay = (
+            truncation,
+            num_samples,
+            eval_samples,
+            ema_decay,
+        )
         self.net = nn.Sequential(
             nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1)
         )
@@ -124,12 +133,18 @@ class ResampledPrior(nn.Module):
         """a(z) in (0, 1), one value per point."""
         return torch.sigmoid(self.net(z)).squeeze(-1)
 
-    def estimate_z(self, num_samples: int, generator: torch.Generator | None = None, chunk: int = 50_000) -> tuple[Tensor, Tensor]:
+    def estimate_z(
+        self, num_samples: int, generator: torch.Generator | None = None, chunk: int = 50_000
+    ) -> tuple[Tensor, Tensor]:
         """Z = mean of a(z_s) over num_samples proposals z_s ~ N(0, I), and the standard error of log Z."""
         step = min(chunk, num_samples)
         like = dict(generator=generator, device=self.loc.device, dtype=self.loc.dtype)
-        a = torch.cat([self.acceptance(torch.randn(min(step, num_samples - start), *self.loc.shape, **like))
-                       for start in range(0, num_samples, step)])  # fmt: skip
+        a = torch.cat(
+            [
+                self.acceptance(torch.randn(min(step, num_samples - start), *self.loc.shape, **like))
+                for start in range(0, num_samples, step)
+            ]
+        )
         z = a.mean()
         return z, a.detach().std() / (math.sqrt(num_samples) * z.detach())  # delta method: se(log Z) = se(Z) / Z
 
@@ -138,7 +153,9 @@ class ResampledPrior(nn.Module):
             batch_z, _ = self.estimate_z(self.num_samples)
             with torch.no_grad():
                 first = torch.isnan(self.z_ema)
-                self.z_ema.copy_(torch.where(first, batch_z, self.ema_decay * self.z_ema + (1 - self.ema_decay) * batch_z))
+                self.z_ema.copy_(
+                    torch.where(first, batch_z, self.ema_decay * self.z_ema + (1 - self.ema_decay) * batch_z)
+                )
             return ResampledNormal(self.net, batch_z + (self.z_ema - batch_z).detach(), self.truncation, self.loc)
         generator = torch.Generator(device=self.loc.device).manual_seed(0)
         z, log_z_stderr = self.estimate_z(self.eval_samples, generator)

@@ -1,0 +1,91 @@
+"""The console table of a test evaluation (`format_table`), printed at the end of a run and by
+`vaelab-evaluate`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["format_table"]
+
+
+def exact_rows(m: dict[str, Any], row: Callable) -> list[str]:
+    """The console line of the quadrature, if it ran."""
+    if "test/nll_exact" not in m:
+        return []
+    gap = m["test/nll"] - m["test/nll_exact"]
+    return [
+        row(
+            "-log p(x) exact (quadrature)",
+            m["test/nll_exact"],
+            f"± {m['test/nll_exact_error']:.1e}; IS - exact = {gap:.3f}; {m['eval'].get('exact_seconds', 0):.1f}s",
+        )
+    ]
+
+
+def quality_rows(m: dict[str, Any], row) -> list[str]:
+    """The console lines of the sample quality, if it was measured ."""
+    if "test/fid" not in m:
+        skipped = m["eval"].get("quality_skipped")
+        return [f"  {'sample quality':<32}{'skipped':>10}  {skipped}"] if skipped else []
+    run = m["eval"]
+    return [
+        row(
+            "samples: FID (classifier feats)",
+            m["test/fid"],
+            f"precision {m['test/precision']:.3f}, recall "
+            f"{m['test/recall']:.3f} (k={run['quality']['k']}; {run['quality_num_samples']} samples vs "
+            f"{run['quality_num_reference']} real; classifier accuracy {m['test/classifier_accuracy']:.3f})",
+        ),
+        row(
+            "  Spearman(log q(z), -distance)",
+            m["test/quality_density_spearman"],
+            "> 0: holes give worse samples; "
+            f"confidence {m['test/confidence_density_spearman']:.3f}; {run['quality_seconds']:.1f}s",
+        ),
+    ]
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """A short console summary of `evaluate_model`'s output."""
+    m, run, stats = metrics, metrics["eval"], metrics["latent_stats"]
+    num = lambda value: f"{value:.3f}" if value >= 0 else f"({value:.3f})"
+
+    def row(label: str, value: float, rest: str = "") -> str:
+        return f"  {label:<32}{value:10.3f}  {rest}"
+
+    lines = [
+        f"vaelab eval: {run['num_inputs']} test inputs, S={run['num_samples']} importance samples "
+        f"(chunks of {run['chunk_size']}), seed {run['seed']}, {run['seconds']:.1f}s",
+        row("-log p(x) [nats]", m["test/nll"], f"{m['test/bpd']:.4f} bits/dim"),
+        *exact_rows(m, row),
+        row("ELBO = REC - KL", m["test/elbo"], f"= {num(m['test/rec'])} - {num(m['test/kl'])}"),
+        row(
+            "KL = CE[q(z)||p(z)] - H[q(z|x)]",
+            m["test/kl"],
+            f"= {num(m['test/cross_entropy'])} - {num(m['test/entropy'])}",
+        ),
+        row(
+            "KL = I(x;z) + KL(q(z)||p(z))",
+            m["test/kl"],
+            f"= {num(m['test/mutual_info'])} + {num(m['test/marginal_kl'])}"
+            f"   (I <= log N = {math.log(run['num_inputs']):.3f})",
+        ),
+        row(
+            "holes: KL(p(z)||q(z))",
+            m["test/reverse_kl"],
+            f"{100 * m['test/hole_fraction_heldout']:.1f}% of prior "
+            f"samples in holes (1% if p = q), rank {m['test/hole_rank']:.3f} (0.5 if p = q)",
+        ),
+        f"  {'active units':<32}{m['test/active_units']:10d}  of {len(stats['activity'])}",
+        *quality_rows(m, row),
+        "  dim    q mean     q var  prior mean  prior var  activity",
+    ]
+    columns = zip(stats["q_mean"], stats["q_var"], stats["prior_mean"], stats["prior_var"], stats["activity"])
+    for dim, (q_mean, q_var, prior_mean, prior_var, activity) in enumerate(columns):
+        if dim == 8:
+            lines.append(f"  ... ({len(stats['activity']) - 8} more dimensions in metrics.json)")
+            break
+        lines.append(f"  {dim:3d} {q_mean:9.3f} {q_var:9.3f} {prior_mean:11.3f} {prior_var:10.3f} {activity:9.3f}")
+    return "\n".join(lines)
