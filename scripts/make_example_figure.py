@@ -1,4 +1,4 @@
-"""Make the README's example pictures: train a VampPrior VAE with latent_dim 2 on the bundled digits
+"""Make the documentation's example pictures: train a VampPrior VAE with latent_dim 2 on the bundled digits
 (pseudo-inputs initialised from training images, early stopping as configured) and copy the
 run's final figures to docs/.
 

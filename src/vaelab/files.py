@@ -5,6 +5,7 @@ the previous version in place. Light on purpose (no torch): the reports use it t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -31,7 +32,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     except OSError as error:
         raise WriteError.of(path, error) from error
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # where the write failed, there may be no folder to clean
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

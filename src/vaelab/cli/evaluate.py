@@ -16,7 +16,6 @@ parsed, so `--help` answers at once.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -67,6 +66,7 @@ def run_trackers(cfg: DictConfig, run: RunDir) -> list:
 
 def evaluate(path: Path, overrides: list[str], json_file: Path | None = None) -> dict:
     """Evaluate the checkpoint at `path` (or a run's best), print the table, write the files."""
+    run, ckpt = find_checkpoint(path, want="best")  # before torch is imported: a bad path answers at once
     from hydra.utils import instantiate
 
     from vaelab.evaluation.runner import evaluate_test_set
@@ -74,7 +74,6 @@ def evaluate(path: Path, overrides: list[str], json_file: Path | None = None) ->
     from vaelab.files import atomic_write_json
     from vaelab.training.trackers import log_evaluation
 
-    run, ckpt = find_checkpoint(path, want="best")
     cfg = load_config(run.path, overrides)
     best = run.best_checkpoint()
     model = load_model(ckpt)
@@ -110,5 +109,10 @@ def main(argv: list[str] | None = None) -> dict:
         parser.exit(2, f"vaelab-evaluate: error: {error}\n")
 
 
+def entry() -> None:
+    """The installed command (its exit status is 0, not the results `main` returns)."""
+    main()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    entry()

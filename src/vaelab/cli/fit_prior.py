@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from vaelab.errors import VaelabError
+from vaelab.rundir import find_checkpoint
 
 __all__ = ["main"]
 
@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> dict:
     rest = [o for o in args.overrides if not o.startswith(("prior=", "out="))]
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", datefmt="%H:%M:%S")
 
-    from vaelab.posthoc.fit import fit  # imports torch: after the arguments are parsed
+    try:
+        find_checkpoint(args.run, want="best")  # before torch is imported: a bad path answers at once
+    except VaelabError as error:
+        parser.exit(2, f"vaelab-fit-prior: error: {error}\n")
+    from vaelab.posthoc.fit import fit  # imports torch: after the arguments are checked
     from vaelab.posthoc.jobs import prior_options
 
     try:
@@ -53,5 +57,10 @@ def main(argv: list[str] | None = None) -> dict:
         parser.exit(2, f"vaelab-fit-prior: error: {error}\n")
 
 
+def entry() -> None:
+    """The installed command (its exit status is 0, not the record `main` returns)."""
+    main()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    entry()

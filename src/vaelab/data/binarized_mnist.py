@@ -13,7 +13,7 @@ from vaelab.rundir import CHECKOUT
 
 __all__ = ["BinarizedMNISTDataModule", "mnist_test_labels", "read_amat", "resolve_data_root"]
 
-AMAT_SPLITS = {"train": "train", "val": "valid", "test": "test"}  # our split name → file suffix
+AMAT_SPLITS = {"train": "train", "val": "valid", "test": "test"}  # vaelab's split name → the file's suffix
 MNIST_SIZES = {"train": 50000, "val": 10000, "test": 10000}
 NUM_PIXELS = 784
 # The test file is MNIST's test set in class order (verified in ../shared/data/binarized_mnist/README.md):
@@ -124,7 +124,7 @@ class BinarizedMNISTDataModule(InMemoryDataModule):
         if not folder.is_dir():
             raise DataFormatError(
                 f"dataset.root={str(root)!r} is not allowed: no such folder (looked in {folder.resolve()}); it should hold "
-                "binarized_mnist_{train,valid,test}.amat (see the README for where to get them)"
+                "binarized_mnist_{train,valid,test}.amat (docs: Configuration, datasets)"
             )
         for split, suffix in AMAT_SPLITS.items():
             path = folder / f"binarized_mnist_{suffix}.amat"

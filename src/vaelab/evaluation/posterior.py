@@ -77,7 +77,7 @@ def held_out_holes(
     aggregated posterior, in any dimension), and their mean percentile rank among the log q_A
     values of B's samples (0.5 when p = q, 0 where the prior puts its mass where nothing encodes).
     Calibrating on q's own samples instead counts each sample's own component, which in high
-    dimensions dominates the mixture and puts the threshold far above any new point (issue 13)."""
+    dimensions dominates the mixture and puts the threshold far above any new point."""
     num_inputs = q_z.loc.shape[0]
     if num_inputs < 2:
         nan = torch.tensor(math.nan, dtype=torch.float64)

@@ -58,7 +58,7 @@ def knn_radii(points: Tensor, k: int) -> Tensor:
         raise ValueError(
             f"eval.quality.k={k} is not allowed: must be from 1 to the number of points - 1 ({len(points) - 1})"
         )
-    # topk rather than kthvalue: the same values, ten times faster on the CPU for small k
+    # topk rather than kthvalue: the same values, and much faster on the CPU for small k
     return torch.cat([d.topk(k + 1, dim=1, largest=False).values[:, -1] for _, d in _distances(points, points)])
 
 

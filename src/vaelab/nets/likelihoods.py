@@ -14,8 +14,8 @@ LIKELIHOODS = ("categorical", "bernoulli")
 class LazyCategorical(Categorical):
     """torch's Categorical from unnormalised logits, normalised only when `logits` or `probs` is
     asked for. log_prob(x) = l[x] - logsumexp(l), the same numbers as Categorical's (l - logsumexp(l))[x]
-    without writing the normalised (..., K) tensor first: the decoder's likelihood of a digits
-    batch (64 pixels x 17 levels) takes half the time (`scripts/bench.py --mode everyday`)."""
+    without writing the normalised (..., K) tensor first, which is most of the cost of a digits
+    decoder's likelihood (64 pixels x 17 levels; `scripts/bench.py --mode everyday`)."""
 
     def __init__(self, logits: torch.Tensor, validate_args: bool | None = None):
         if logits.dim() < 1:

@@ -78,7 +78,7 @@ class MLPDecoder(nn.Module):
         return Independent(Bernoulli(logits=logits, validate_args=False), 1)
 
     def mean(self, z: torch.Tensor) -> torch.Tensor:
-        """E[x|z] in data units: the picture we show for a latent point."""
+        """E[x|z] in data units: what the figures show for a latent point."""
         dist = self(z).base_dist
         if self.likelihood == "categorical":
             levels = torch.arange(self.num_levels, dtype=z.dtype, device=z.device)

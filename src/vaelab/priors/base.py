@@ -2,7 +2,7 @@
 
 A prior is any `nn.Module` that `hydra.utils.instantiate` can build from a `conf/prior/*.yaml`
 and that satisfies `Prior` below; vaelab never checks its class, so a prior written outside the
-package (README, "Write your own prior") trains, is evaluated, drawn and reported like the
+package (docs: Write your own prior) trains, is evaluated, drawn and reported like the
 built-in ones.
 """
 
@@ -30,8 +30,8 @@ class Prior(Protocol):
     The Distribution, for z of shape (*batch, latent_dim):
       - `log_prob(z)` -> (*batch,): one log-density per point (summed over latent dimensions),
         normalised, differentiable in the prior's parameters. The ELBO's KL term is
-        log q(z|x) - log p(z) at z ~ q(z|x) (model.py); the test likelihood importance-samples
-        with it (evaluate.py); the latent figure draws exp(log_prob) on a grid at latent_dim 2.
+        log q(z|x) - log p(z) at z ~ q(z|x) (`vaelab.model`); the test likelihood importance-samples
+        with it (`vaelab.evaluation`); the latent figure draws exp(log_prob) on a grid at latent_dim 2.
       - `sample(shape)` -> (*shape, latent_dim), no gradient needed: the figures' sample images and
         plot range, the density estimate at latent_dim > 2, and the evaluation's holes and
         reverse KL use it.

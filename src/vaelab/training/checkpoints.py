@@ -37,8 +37,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class BackgroundCheckpointIO(AsyncCheckpointIO):
     """Lightning's AsyncCheckpointIO around `AtomicCheckpointIO`: the checkpoint's tensors are
-    copied at once and the file is written in one background thread while training goes on (on
-    digits, writing `best-*.ckpt` after every improving epoch took 8% of the epoch's time). Removing
+    copied at once and the file is written in one background thread while training goes on (writing
+    `best-*.ckpt` after every improving epoch is a visible share of a digits epoch). Removing
     an older checkpoint waits its turn behind the writes queued before it. Lightning waits for the
     thread, and raises what failed in it, at the end of fit and when training stops on an exception
     or a signal, before `interrupted.json` is written."""
@@ -91,7 +91,7 @@ class RandomStreams(pl.Callback):
 class LatestCheckpoint(ModelCheckpoint):
     """`last.ckpt`: the state at the end of an epoch once `every_seconds` have passed since the
     last one was written (0: every epoch), at the end of training, and (by `GracefulStop`) on a
-    signal. Writing 5 MB every epoch cost the digits run more than its arithmetic; a run killed
+    signal. Writing megabytes every epoch would cost a small run more than its arithmetic; a run killed
     outright loses at most `every_seconds` of training, and a signal loses nothing."""
 
     def __init__(self, path: str | Path, every_seconds: float = 60.0):

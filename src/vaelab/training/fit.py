@@ -203,13 +203,19 @@ def _run(cfg: DictConfig, run: RunDir, resume_from: tuple[str, int] | None, buil
 def write_failure(run: RunDir, error: WriteError) -> WriteError:
     """The one line for a file that could not be written: which file, what is kept, what to do."""
     kept = complete_checkpoint(run.last)
+    best = [path for path in run.best_checkpoints() if path.stat().st_size > 0]
     if kept is not None:
         advice = (
             f"the complete checkpoint {run.last} (epoch {kept[0]}, step {kept[1]}) is kept; free space, "
             f"then resume with: {resume_command(run.path)}"
         )
+    elif best:
+        advice = (
+            f"no training checkpoint to resume from was written yet, only the best weights {best[-1]} "
+            f"(vaelab-evaluate tests them); free space, then start the run again"
+        )
     else:
-        advice = f"no complete training checkpoint was written yet; free space, then start the run again in {run.path}"
+        advice = f"no checkpoint was written yet; free space, then start the run again in {run.path}"
     failure = WriteError(f"{error}; {advice}")
     failure.errno, failure.filename = error.errno, error.filename
     return failure

@@ -1,0 +1,138 @@
+"""The installed commands: each answers `--help` without importing torch, and each does its job
+end to end on runs saved in tests/data/legacy_runs (no training needed to have something to
+evaluate, compare or refit)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy_runs"
+WRITTEN_IN = "/tmp/oldruns"  # where the legacy runs were written: their configs name this folder
+COMMANDS = {
+    "vaelab-train": "vaelab.cli.train",
+    "vaelab-evaluate": "vaelab.cli.evaluate",
+    "vaelab-compare": "vaelab.cli.compare",
+    "vaelab-fit-prior": "vaelab.cli.fit_prior",
+}
+QUICK_EVAL = ("eval.num_samples=10", "eval.num_latent_samples=100")
+
+
+def command(name: str) -> str:
+    path = BIN / name
+    assert path.is_file(), f"{name} is not installed next to {sys.executable} (pip install -e .)"
+    return str(path)
+
+
+def legacy_run(tmp_path: Path, name: str = "vamp") -> Path:
+    target = tmp_path / name
+    shutil.copytree(LEGACY / name, target)
+    for path in (target / "config.yaml", *(target / ".hydra").glob("*.yaml")):
+        path.write_text(path.read_text().replace(f"{WRITTEN_IN}/{name}", str(target)))
+    return target
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_answers_help(name):
+    result = subprocess.run([command(name), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == ""
+    assert name in result.stdout and ("usage:" in result.stdout or "== Configuration groups ==" in result.stdout)
+
+
+@pytest.mark.parametrize("module", sorted(COMMANDS.values()))
+def test_no_command_imports_torch_before_it_has_work(module):
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "False\n"
+
+
+def test_train_prints_its_config_without_training(tmp_path):
+    result = subprocess.run(
+        [command("vaelab-train"), "prior=vamp", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert "_target_: vaelab.priors.VampPrior" in result.stdout and not (tmp_path / "outputs").exists()
+
+
+def test_a_bad_path_is_one_line_and_exit_status_two(tmp_path):
+    for name in ("vaelab-evaluate", "vaelab-fit-prior"):
+        result = subprocess.run([command(name), str(tmp_path / "nowhere"), "prior=mog"], capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nowhere" in result.stderr, name
+    result = subprocess.run([command("vaelab-compare"), str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nowhere" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_runs_one_short_job(tmp_path):
+    run_dir = tmp_path / "run"
+    settings = ("trainer=fast", "encoder.hidden=8", "decoder.hidden=8", "figures.enabled=false", "eval.exact=false")
+    result = subprocess.run(
+        [command("vaelab-train"), *settings, "eval.quality.enabled=false", *QUICK_EVAL, f"hydra.run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3 and (run_dir / "train.log").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_writes_the_metrics_of_a_run(tmp_path):
+    run_dir = legacy_run(tmp_path)
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [command("vaelab-evaluate"), str(run_dir), *QUICK_EVAL, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"updated {run_dir / 'metrics.json'}" in result.stdout
+    assert json.loads(out.read_text())["test/nll"] == json.loads((run_dir / "metrics.json").read_text())["test/nll"]
+
+
+@pytest.mark.slow
+def test_compare_writes_the_report_of_a_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for name in ("vamp", "maf"):
+        legacy_run(sweep, name)
+    result = subprocess.run([command("vaelab-compare"), str(sweep)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = (sweep / "comparison.md").read_text()
+    assert (
+        "| vamp (prior.num_components=4) |" in report
+        and "| maf (prior.hidden=8) |" in report
+        and (sweep / "comparison.csv").is_file()
+    )
+
+
+@pytest.mark.slow
+def test_fit_prior_refits_a_run(tmp_path):
+    run_dir = legacy_run(tmp_path)
+    result = subprocess.run(
+        [
+            command("vaelab-fit-prior"),
+            str(run_dir),
+            "prior=mog",
+            "prior.num_components=3",
+            "trainer.max_epochs=2",
+            *QUICK_EVAL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((run_dir / "posthoc" / "mog" / "posthoc.json").read_text())
+    assert record["prior"] == "mog" and record["source_prior"] == "vamp" and "test/nll" in record["after"]
