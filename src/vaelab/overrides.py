@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.errors import ConfigError
@@ -41,8 +43,6 @@ def check_overrides(overrides: list[str], config_dir: str | Path, config_name: s
     """Compose the config with the command line's overrides as `python train.py` will, and raise
     one ConfigError line for what Hydra would report in several: a mistyped key
     (`prior.num_compnents=3`), an option a group does not have (`prior=foo`), a malformed override."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
     def compose_with(chosen: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):

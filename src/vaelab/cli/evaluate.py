@@ -44,7 +44,7 @@ def load_config(run_dir: Path, overrides: list[str]) -> DictConfig:
 
 def load_model(ckpt: Path):
     """The VAE saved in `ckpt`; a truncated or foreign file is a RunDirError naming it."""
-    from vaelab.model import VAE
+    from vaelab.model import VAE  # torch: once the arguments are checked
 
     try:
         return VAE.load_from_checkpoint(ckpt, map_location="cpu")
@@ -55,7 +55,7 @@ def load_model(ckpt: Path):
 
 def run_trackers(cfg: DictConfig, run: RunDir) -> list:
     """The run's experiment trackers (`logger` in its config); TensorBoard for a config without one."""
-    from pytorch_lightning.loggers import TensorBoardLogger
+    from pytorch_lightning.loggers import TensorBoardLogger  # Lightning: once the arguments are checked
 
     from vaelab.training.trackers import build_loggers
 
@@ -67,6 +67,7 @@ def run_trackers(cfg: DictConfig, run: RunDir) -> list:
 def evaluate(path: Path, overrides: list[str], json_file: Path | None = None) -> dict:
     """Evaluate the checkpoint at `path` (or a run's best), print the table, write the files."""
     run, ckpt = find_checkpoint(path, want="best")  # before torch is imported: a bad path answers at once
+    # torch and Lightning: once the path is known to be a run
     from hydra.utils import instantiate
 
     from vaelab.evaluation.runner import evaluate_test_set

@@ -11,6 +11,9 @@ With `posthoc=[mog, flow]` each job then refits those priors to its trained mode
 decoder frozen (`vaelab.posthoc.jobs.refit_job`, into `<job>/posthoc/<prior>`); a refit that is done is
 not done again when the sweep runs again, and its failure is its own, like a job's.
 
+Hydra imports this module when it starts (the `SweepReport` callback), so torch, the training code
+and the reports are imported inside the functions that use them.
+
 Under the joblib launcher each job also sets its torch threads to cores // parallel jobs, so that
 two jobs on two cores do not each start two threads.
 """

@@ -107,7 +107,7 @@ def _batch_limit(value) -> bool:
 
 
 def _strategies() -> list[str]:
-    from pytorch_lightning.strategies import StrategyRegistry
+    from pytorch_lightning.strategies import StrategyRegistry  # Lightning: only for a config that sets a strategy
 
     return StrategyRegistry.available_strategies()
 

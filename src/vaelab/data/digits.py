@@ -16,7 +16,7 @@ class DigitsDataModule(InMemoryDataModule):
     SPLIT_SIZES = {"train": 1000, "val": 350, "test": 447}  # known before loading (vaelab.config)
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # scikit-learn: when the data are read, not at import
 
         digits = load_digits()
         x = torch.as_tensor(digits.data, dtype=torch.float32)

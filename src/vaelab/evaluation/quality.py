@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor
 
 from vaelab import figures
@@ -153,8 +154,6 @@ def sample_quality(
 def quality_figure(arrays: dict[str, np.ndarray], rho: float, title: str = ""):
     """log q(z) against the distance to the nearest reference image, one point per prior sample,
     coloured by the classifier's confidence."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(6.5, 4.5), dpi=100)
     ax = fig.add_axes((0.12, 0.12, 0.7, 0.78))
     points = ax.scatter(

@@ -15,11 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.errors import ConfigError, PosthocError, RunDirError
-from vaelab.overrides import key_of, matches
+from vaelab.evaluation.runner import evaluate_test_set
+from vaelab.overrides import check_overrides, key_of, matches
 from vaelab.rundir import RunDir, find_checkpoint, read_json, read_yaml
+from vaelab.training.trackers import option_name
 
 __all__ = ["before_after", "labelled", "load_source", "log_to", "posthoc_config", "source_prior"]
 
@@ -41,8 +47,6 @@ def load_source(run: Path) -> tuple[Path, Path]:
 
 def source_prior(run_dir: Path) -> str:
     """The prior option the run was trained with: Hydra's record, else its class's option name."""
-    from vaelab.training.trackers import option_name
-
     hydra = read_yaml(RunDir(run_dir).hydra_record) or {}
     choice = (((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {}).get("prior")
     saved = read_yaml(RunDir(run_dir).config) or {}
@@ -74,9 +78,6 @@ def compose_prior(run_dir: Path, prior: str, overrides: list[str], config_dir: P
     run was (its `experiment=`, from `.hydra/overrides.yaml`). Inside a Hydra app (a training run
     with `posthoc=`) through the app's own search path, else from `config_dir`, with one-line errors
     for an unknown option or key (`vaelab.overrides.check_overrides`)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     saved = read_yaml(RunDir(run_dir).hydra_overrides) or []
     experiment = [o for o in saved if key_of(o) == "experiment"]
     chosen = [*experiment, f"prior={prior}", *overrides]
@@ -85,7 +86,6 @@ def compose_prior(run_dir: Path, prior: str, overrides: list[str], config_dir: P
             return OmegaConf.to_container(compose("train", overrides=chosen).prior, resolve=False)
         except Exception as failure:  # noqa: BLE001 - Hydra's composition errors, as one line
             raise PosthocError(f"prior={prior} {' '.join(overrides)}: {str(failure).splitlines()[0]}") from None
-    from vaelab.overrides import check_overrides
 
     try:
         check_overrides(chosen, config_dir)
@@ -135,9 +135,6 @@ def before_after(run_dir: Path, cfg: DictConfig, source, after: dict[str, Any]) 
     "before" is the run's metrics.json when it was evaluated with the same `eval` settings and seed
     (the encoder is the same, so the same z ~ q(z|x) are drawn: the reconstruction and entropy terms
     agree exactly); otherwise the joint model is evaluated again with the refit's settings."""
-    from hydra.utils import instantiate
-
-    from vaelab.evaluation.runner import evaluate_test_set
 
     saved_cfg = read_yaml(RunDir(run_dir).config) or {}
     saved = read_json(RunDir(run_dir).metrics) or {}
@@ -155,8 +152,6 @@ def before_after(run_dir: Path, cfg: DictConfig, source, after: dict[str, Any]) 
 def labelled(prior: str, overrides: list[str]) -> Iterator[None]:
     """The refit is its own run to the trackers and the summary line (`vaelab.training.trackers.run_hparams`
     reads Hydra's choices): `prior=<prior>`, not the joint run's prior of the Hydra job around it."""
-    from hydra.core.hydra_config import HydraConfig
-
     instance = HydraConfig.instance()
     saved = instance.cfg
     choices = dict(saved.hydra.runtime.choices) if saved is not None else {}

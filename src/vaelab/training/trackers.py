@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -85,14 +86,9 @@ def option_name(class_path: str, suffix: str) -> str:
 
 def _choices() -> tuple[dict[str, Any], list[str]]:
     """Hydra's group choices and the task overrides, when Hydra runs this process."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        if HydraConfig.initialized():
-            hydra = HydraConfig.get()
-            return dict(hydra.runtime.choices), list(hydra.overrides.task)
-    except (ImportError, ValueError):
-        pass
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        return dict(hydra.runtime.choices), list(hydra.overrides.task)
     return {}, []
 
 
