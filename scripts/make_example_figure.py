@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
 import vaelab
+from vaelab.rundir import CHECKOUT as ROOT
+from vaelab.rundir import conf_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / "outputs" / "runs" / "example_vamp"
 PICTURES = {
     "latent.png": "latent_vamp.png",
@@ -28,7 +28,7 @@ PICTURES = {
 
 
 def main(overrides: list[str]) -> None:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(
             "train",
             overrides=[

@@ -112,7 +112,7 @@ def posthoc_config(
     KL weight would only scale the prior's gradient) and no further post-hoc fits."""
     prior_overrides, other = split_overrides(overrides)
     node = compose_prior(run_dir, prior, prior_overrides, config_dir)
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.load(RunDir(run_dir).config)
     old = str(cfg.get("run_dir") or "")
     cfg.prior = node
     if cfg.get("logger"):  # resolved in config.yaml: the trackers' folders are the run's, moved here
