@@ -1,290 +1,131 @@
-"""Training speed on the VampPrior paper's benchmark (`experiment=vampprior_paper`), in one run:
+"""vaelab's training speed, as ratios to a baseline timed in the same run:
 
-1. seconds per epoch (500 steps of batch 100) for each of the six priors, and the ratio to the
-   standard prior: the mixture priors (K = 500) must not make training slow;
-2. the same for the VampPrior with torch's broadcasting `MixtureSameFamily.log_prob` instead of
-   vaelab's matrix-product one (what the fast log-density saves);
-3. the floor under the VampPrior's cost: the standard step plus, timed alone, the encoder's forward
-   and backward pass over the K pseudo-inputs that every VampPrior step needs (exact gradients
-   for the encoder and the pseudo-inputs cannot skip it; with K = 500 and batch 100 it is about
-   3.5 times the multiply-adds of a whole standard step). vamp / floor near 1 means the mixture
-   itself (log-density, logsumexp, weights) costs next to nothing;
-4. vaelab's training step through a Lightning `Trainer` against a plain PyTorch loop over the same
-   networks, optimizer and batches (Lightning's overhead).
+    python scripts/bench.py [--mode paper]   # each prior's training step on the paper preset, x the standard prior's
+    python scripts/bench.py --mode everyday  # the default digits run, x a plain PyTorch loop doing the same arithmetic
+    python scripts/bench.py --mode figures   # the digits run with the training-time figures on, x with them off
 
-Each number is the best of `--repeats` timings of `--steps` steps after `--warmup` untimed ones.
-Uses the real binarized MNIST when `--root` (default: the dataset config's) holds it, else random
-bits of the same shape, and says which.
+- paper (`experiment=vampprior_paper`, batch 100, K = 500): seconds per step and per epoch of
+  each prior and the ratio to the standard prior; the VampPrior with torch's broadcasting
+  log-density; the VampPrior's floor (the standard step plus the encoder's pass over the
+  pseudo-inputs, timed alone); vaelab's step in a Lightning `Trainer` against a plain loop; with
+  `--compile`, the plain loop with `torch.compile`d networks against the same loop eager. The best
+  of `--repeats` timings of `--steps` steps after `--warmup` untimed ones (benchmarks/paper.py).
+- everyday: the `trainer.fit` of the default run (digits, `--epochs` epochs, validation,
+  checkpoints, figures and logging as by default) against a plain loop; the same run without one
+  ingredient at a time and a bare Lightning fit (not with `--quick`); the start-up; with `--full`,
+  the whole `python train.py`. Medians of wall-clock and of CPU time (benchmarks/everyday.py).
+- figures: the digits run with figures off and on; the time in the figure callback relative to the
+  rest of the run, and the drawing in its background thread (benchmarks/figures.py).
 
-    python scripts/bench.py                     # all of it, ~2 minutes on 2 CPU cores
-    python scripts/bench.py --mode everyday --threads 1 --full   # the default digits run instead (bench_everyday.py)
+Seconds depend on the machine and on what else runs on it; ratios within one run much less. Every
+mode repeats its measurements `--repeats` times in alternation (round-robin), so that a load
+drifting on a shared machine hits every variant alike. Use no more torch threads than free cores:
+when other jobs hold a core, torch's threads wait on each other and a step can take several times
+longer (on a shared machine, `--threads 1`). Other arguments, anywhere on the command line, are
+Hydra overrides for every model:
+
     python scripts/bench.py --threads 1 --steps 20 --priors standard vamp
-    python scripts/bench.py optimizer.fused=false --priors standard vamp   # Hydra overrides first
-    python scripts/bench.py --device cuda       # on a GPU
-
-Use no more threads than free cores: when other jobs hold a core, torch's threads wait on each
-other and a step can take several times longer (on a shared machine, `--threads 1`).
+    python scripts/bench.py --priors standard vamp optimizer.fused=false
+    python scripts/bench.py --device cuda --compile        # on a GPU
+    python scripts/bench.py --mode everyday --threads 1 --full
+    python scripts/bench.py --mode figures --epochs 50 --repeats 2 prior=flow latent_dim=5
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import os
-import time
-import warnings
-from pathlib import Path
 
-import pytorch_lightning as pl
-import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-from torch.distributions import MixtureSameFamily
+from benchmarks import PRIORS
 
-import vaelab
-from vaelab.data import BinarizedMNISTDataModule, batch_loader
-from vaelab.priors import DiagonalGaussianMixture
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]
-STEPS_PER_EPOCH = 500  # 50000 training images, batch 100
+MODES = ["paper", "everyday", "figures"]  # modules of benchmarks/, imported once the arguments are read
+COMPILE_MODES = ["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 
-OVERRIDES: list[str] = []  # extra Hydra overrides from the command line, for every model
-DEVICE = torch.device("cpu")  # --device
+class Priors(argparse.Action):
+    """--priors: prior names; a Hydra override after them (key=value, +key=value, ~key) joins the overrides."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        overrides = [value for value in values if "=" in value or value.startswith("~")]
+        priors = [value for value in values if value not in overrides]
+        for name in priors:
+            if name not in PRIORS:
+                parser.error(f"argument --priors: invalid choice: {name!r} (choose from {', '.join(PRIORS)})")
+        if not priors:
+            parser.error("argument --priors: expected at least one prior")
+        setattr(namespace, self.dest, priors)
+        namespace.more_overrides = overrides
 
 
-def clock() -> float:
-    """Wall time once the device has finished what was queued (CUDA runs asynchronously)."""
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
-
-def paper_config(prior: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            "train", overrides=["experiment=vampprior_paper", f"prior={prior}", "run_dir=unused", *OVERRIDES]
-        )
-
-
-def training_images(root: str, num: int) -> tuple[torch.Tensor, str]:
-    """`num` training images and where they came from."""
-    try:
-        x = BinarizedMNISTDataModule(root).load()["train"][0][:num]
-        return x, f"binarized MNIST from {root}"
-    except ValueError as error:  # missing or malformed files: the loader's message says which
-        print(f"(no real data: {error})")
-        return torch.bernoulli(torch.full((num, 784), 0.13)), "random bits of the same shape (no real data found)"
-
-
-def plain_loop(model: vaelab.VAE, loader, warmup: int) -> float:
-    """Seconds per step of a hand-written loop: the same loss, backward and optimizer step."""
-    model.to(DEVICE)
-    optimizer = model.configure_optimizers()
-    model.train()
-    start = None
-    for index, (x, _) in enumerate(loader):
-        if index == warmup:
-            start = clock()
-        rec, kl = model.elbo_terms(x.to(DEVICE, non_blocking=True))
-        loss = -(rec - model.kl_weight() * kl).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return (clock() - start) / (len(loader) - warmup)
-
-
-class StepTimer(pl.Callback):
-    """Wall time from the start of batch `warmup` to the end of the last batch."""
-
-    def __init__(self, warmup: int):
-        self.warmup, self.start, self.end, self.count = warmup, None, None, 0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx == self.warmup:
-            self.start = clock()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.end, self.count = clock(), batch_idx + 1 - self.warmup
-
-
-def lightning_loop(model: vaelab.VAE, loader, warmup: int) -> float:
-    """Seconds per step of `VAE.training_step` driven by a Trainer (no validation, no logger)."""
-    timer = StepTimer(warmup)
-    trainer = pl.Trainer(
-        accelerator="gpu" if DEVICE.type == "cuda" else "cpu",
-        devices=1,
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
+def parse_args() -> argparse.Namespace:
+    opening, rest = __doc__.split("\n\n- ", 1)
+    parser = argparse.ArgumentParser(
+        description=opening, epilog="- " + rest, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    trainer.fit(model, train_dataloaders=loader)
-    return (timer.end - timer.start) / timer.count
+    modes: dict[str, tuple[str, ...]] = {}  # option -> the modes it belongs to
 
+    def option(group, belongs: tuple[str, ...], *names, **kwargs) -> None:
+        modes[group.add_argument(*names, **kwargs).dest] = belongs
 
-def time_step(prior: str, loader, warmup: int, loop=plain_loop) -> float:
-    """Seconds per training step of a fresh model with `prior` in `loop`."""
-    pl.seed_everything(0, verbose=False)
-    return loop(vaelab.build(paper_config(prior)), loader, warmup)
-
-
-def pseudo_input_pass(loader, warmup: int) -> float:
-    """Seconds per step of the VampPrior's own work alone: the encoder's forward and backward pass
-    over the pseudo-inputs (gradients for the encoder and the pseudo-inputs), nothing else."""
-    pl.seed_everything(0, verbose=False)
-    model = vaelab.build(paper_config("vamp")).to(DEVICE)
-    weights = torch.randn(model.prior.u.shape[0], 2 * model.encoder.latent_dim, device=DEVICE)
-    start = None
-    for index in range(len(loader)):
-        if index == warmup:
-            start = clock()
-        model.zero_grad()
-        mu, logvar = model.encoder.gaussian_params(model.prior.pseudo_inputs())
-        (torch.cat([mu, logvar], dim=-1) * weights).sum().backward()
-    return (clock() - start) / (len(loader) - warmup)
-
-
-def compiled(model: vaelab.VAE, mode: str) -> vaelab.VAE:
-    """The model with `torch.compile` on its encoder and decoder networks (the distributions,
-    the prior and the loss stay eager)."""
-    model.encoder.net = torch.compile(model.encoder.net, mode=mode)
-    model.decoder.net = torch.compile(model.decoder.net, mode=mode)
-    return model
-
-
-def time_compiled(prior: str, loader, warmup: int, mode: str) -> tuple[float, float]:
-    """(seconds per step, seconds of the first step: compiling) of the plain loop, networks compiled."""
-    pl.seed_everything(0, verbose=False)
-    model = compiled(vaelab.build(paper_config(prior)), mode)
-    start = clock()
-    first = plain_loop(model, [next(iter(loader))] * 2, 1)  # compiles on the first batch
-    compile_seconds = clock() - start - first
-    return plain_loop(model, loader, warmup), compile_seconds
-
-
-def time_prior(name: str, loader, warmup: int) -> float:
-    """`time_step` for a row of the table: a prior, or the VampPrior with torch's broadcasting
-    log-density, an (N, K, latent_dim) tensor, in place of vaelab's matrix products."""
-    if name == "pseudo-input pass":
-        return pseudo_input_pass(loader, warmup)
-    if name != "vamp, naive log_prob":
-        return time_step(name, loader, warmup)
-    fast, DiagonalGaussianMixture.log_prob = DiagonalGaussianMixture.log_prob, MixtureSameFamily.log_prob
-    try:
-        return time_step("vamp", loader, warmup)
-    finally:
-        DiagonalGaussianMixture.log_prob = fast
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--mode",
-        choices=["paper", "everyday"],
-        default="paper",
-        help="paper: the step times above (default); everyday: the default digits run against a "
-        "plain loop, its breakdown, start-up and the whole run (scripts/bench_everyday.py)",
+    shared = parser.add_argument_group("every mode")
+    shared.add_argument("--mode", choices=MODES, default="paper", help="what to measure (paper)")
+    shared.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="measurements of each variant, in turn (3); paper keeps the best, everyday and figures the median",
     )
-    parser.add_argument("--epochs", type=int, default=100, help="everyday: training epochs per measurement (100)")
-    parser.add_argument("--quick", action="store_true", help="everyday: only default, plain loop and bare Lightning")
-    parser.add_argument("--full", action="store_true", help="everyday: also time the whole `python train.py`")
-    parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement (50)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (5)")
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many measurements (3)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (all cores)")
-    parser.add_argument("--priors", nargs="+", default=PRIORS, choices=PRIORS)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the models run (cpu)")
-    parser.add_argument(
+    shared.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (all cores)")
+    shared.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. encoder.hidden=500")
+    group = parser.add_argument_group("paper")
+    option(group, ("paper",), "--steps", type=int, default=50, help="timed steps per measurement (50)")
+    option(group, ("paper",), "--warmup", type=int, default=5, help="untimed steps first (5)")
+    option(
+        group,
+        ("paper",),
+        "--priors",
+        nargs="+",
+        default=PRIORS,
+        action=Priors,
+        metavar="PRIOR",
+        help=f"the priors to time ({' '.join(PRIORS)}: all)",
+    )
+    option(group, ("paper",), "--device", default="cpu", choices=["cpu", "cuda"], help="where the models run (cpu)")
+    option(
+        group,
+        ("paper",),
         "--compile",
         nargs="?",
         const="default",
         default=None,
+        choices=COMPILE_MODES,
         metavar="MODE",
-        help="paper: also time the plain loop with torch.compile on the encoder and decoder "
-        "(mode: default, reduce-overhead, max-autotune)",
+        help="also time the plain loop with torch.compile on the encoder and decoder (MODE: default, "
+        "reduce-overhead, max-autotune, max-autotune-no-cudagraphs)",
     )
-    parser.add_argument("--root", default=None, help="binarized MNIST folder (the dataset config's root)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every model, e.g. encoder.hidden=500")
-    args = parser.parse_args()
-    OVERRIDES.extend(args.overrides)
-    if args.mode == "everyday":
-        import bench_everyday
+    option(group, ("paper",), "--root", default=None, help="binarized MNIST folder (the dataset config's root)")
+    group = parser.add_argument_group("everyday and figures")
+    option(group, ("everyday", "figures"), "--epochs", type=int, default=100, help="epochs per training run (100)")
+    group = parser.add_argument_group("everyday")
+    option(group, ("everyday",), "--quick", action="store_true", help="only the default run, plain loop and bare fit")
+    option(group, ("everyday",), "--full", action="store_true", help="also time the whole `python train.py`")
+    args = parser.parse_intermixed_args()
+    args.overrides += vars(args).pop("more_overrides", [])
+    for dest, belongs in modes.items():
+        if args.mode not in belongs and getattr(args, dest) != parser.get_default(dest):
+            parser.error(f"--{dest} is an option of --mode {' and '.join(belongs)}, not of --mode {args.mode}")
+    import torch  # here: --help and a wrong option answer without loading torch
 
-        torch.set_num_threads(args.threads)
-        return bench_everyday.main(args)
-    global DEVICE
-    DEVICE = torch.device(args.device)
-    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
-
     torch.set_num_threads(args.threads)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)  # no banners between the rows
-    warnings.filterwarnings("ignore")
-    cfg = paper_config("vamp")
-    root = args.root or OmegaConf.select(cfg, "dataset.root")
-    x, source = training_images(root, (args.warmup + args.steps) * cfg.batch_size)
-    loader = batch_loader(x, torch.zeros(len(x), dtype=torch.long), cfg.batch_size, shuffle=False)
-    print(
-        f"vaelab bench: experiment=vampprior_paper (latent_dim {cfg.latent_dim}, gated MLPs of "
-        f"{cfg.encoder.hidden}, batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)"
-    )
-    if args.overrides:
-        print(f"  overrides: {' '.join(args.overrides)}")
-    where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(
-        f"  data: {source}; torch {torch.__version__}, {where}, "
-        f"best of {args.repeats} x {args.steps} steps after {args.warmup} warm-up steps\n"
-    )
+    return args
 
-    rows = list(args.priors) + (["vamp, naive log_prob", "pseudo-input pass"] if "vamp" in args.priors else [])
-    times: dict[str, list[float]] = {name: [] for name in rows}
-    for _ in range(args.repeats):  # round-robin, so drifting machine load hits every prior alike
-        for name in rows:
-            times[name].append(time_prior(name, loader, args.warmup))
-    seconds = {name: min(values) for name, values in times.items()}
-    print(f"  {'prior':<22} {'s/step':>8} {'s/epoch':>9} {'x standard':>11}")
-    for name in [row for row in rows if row != "pseudo-input pass"]:
-        ratio = f"{seconds[name] / seconds['standard']:10.2f}x" if "standard" in seconds else ""
-        print(f"  {name:<22} {seconds[name]:8.4f} {seconds[name] * STEPS_PER_EPOCH:9.1f} {ratio:>11}", flush=True)
 
-    if "vamp" in seconds and "standard" in seconds:
-        floor = seconds["standard"] + seconds["pseudo-input pass"]
-        print(
-            f"\n  floor for vamp: standard step + pseudo-input pass alone ({seconds['pseudo-input pass']:.4f} s) "
-            f"= {floor:.4f} s/step, {floor / seconds['standard']:.2f}x standard; vamp / floor = "
-            f"{seconds['vamp'] / floor:.2f}"
-        )
-
-    if args.compile:
-        print(f"\n  torch.compile (mode={args.compile}) on the encoder and decoder, plain loop: s/step eager, compiled")
-        for prior in args.priors:
-            eager, fast, first = [], [], []
-            for _ in range(args.repeats):  # interleaved, so drifting machine load hits both alike
-                eager.append(time_step(prior, loader, args.warmup))
-                step, compile_seconds = time_compiled(prior, loader, args.warmup, args.compile)
-                fast.append(step), first.append(compile_seconds)
-            print(
-                f"  {prior:<22} eager {min(eager):.4f}, compiled {min(fast):.4f} s/step: {min(fast) / min(eager):.3f}x "
-                f"(compiling: {max(first):.1f} s; a process reuses what it compiled)",
-                flush=True,
-            )
-
-    print("\n  Lightning's overhead: VAE.training_step in a Trainer vs a plain PyTorch loop (same batches)")
-    for prior in [p for p in ("standard", "vamp") if p in args.priors]:
-        plain, lightning = [], []
-        for _ in range(args.repeats):  # interleaved, so drifting machine load hits both alike
-            plain.append(time_step(prior, loader, args.warmup))
-            lightning.append(time_step(prior, loader, args.warmup, loop=lightning_loop))
-        print(
-            f"  {prior:<22} plain {min(plain):.4f} s/step, Lightning {min(lightning):.4f} s/step: "
-            f"{min(lightning) / min(plain):.3f}x",
-            flush=True,
-        )
+def main() -> None:
+    args = parse_args()
+    importlib.import_module(f"benchmarks.{args.mode}").main(args)
 
 
 if __name__ == "__main__":

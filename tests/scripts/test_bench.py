@@ -1,0 +1,98 @@
+"""scripts/bench.py runs every mode end to end on a tiny budget and prints every figure it promises."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_PAPER = ["--steps", "2", "--warmup", "1", "--repeats", "1", "--threads", "1"]
+# The digits runs of everyday and figures: 2 training and 2 validation batches, a cheap evaluation.
+TINY_DIGITS = [
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=2",
+    "figures.every_n_epochs=1",
+    "eval.num_samples=10",
+    "eval.exact=false",
+    "eval.num_latent_samples=100",
+    "eval.quality.enabled=false",
+]
+SMALL_NET = ["hidden=32", "num_layers=1", "activation=leaky_relu"]  # for torch.compile: fewer kernels to build
+
+
+def bench(*args: str) -> str:
+    """The standard output of `python scripts/bench.py *args`, which must succeed."""
+    result = subprocess.run(
+        [sys.executable, "scripts/bench.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_paper_prints_epoch_times_ratios_the_vamp_floor_and_lightning_overhead(tmp_path):
+    root = ["--root", str(tmp_path / "no_data")]
+    out = bench(*TINY_PAPER, *root, "--priors", "standard", "vamp", "encoder.hidden=32", "decoder.hidden=32")
+    assert "random bits of the same shape" in out and "overrides: encoder.hidden=32 decoder.hidden=32" in out
+    rows = dict(re.findall(r"^  (standard|vamp|vamp, naive log_prob) +[\d.]+ +[\d.]+ +([\d.]+)x$", out, re.M))
+    assert set(rows) == {"standard", "vamp", "vamp, naive log_prob"}, out
+    assert float(rows["standard"]) == 1.0 and all(float(ratio) > 0 for ratio in rows.values())
+    assert re.search(r"floor for vamp: .* = [\d.]+ s/step, [\d.]+x standard; vamp / floor = [\d.]+", out), out
+    assert len(re.findall(r"plain [\d.]+ s/step, Lightning [\d.]+ s/step: [\d.]+x", out)) == 2, out
+    assert out.count("load average") == 2
+
+
+@pytest.mark.slow
+def test_paper_compile_prints_eager_and_compiled_step_times(tmp_path):
+    small = [f"{net}.{setting}" for net in ("encoder", "decoder") for setting in SMALL_NET]
+    out = bench(*TINY_PAPER, "--priors", "standard", "--compile", "--root", str(tmp_path / "no_data"), *small)
+    line = r"^  standard +eager [\d.]+, compiled [\d.]+ s/step: [\d.]+x \(compiling: [\d.]+ s"
+    assert re.search(line, out, re.M), out
+
+
+@pytest.mark.slow
+def test_everyday_prints_training_ratios_the_breakdown_start_up_and_the_whole_run():
+    everyday = ["--mode", "everyday", "--epochs", "2", "--repeats", "1", "--threads", "1", "--full"]
+    out = bench(*everyday, "trainer.max_epochs=2", *TINY_DIGITS)  # the whole run: 2 epochs too
+    names = re.findall(r"^  (.+?) +[\d.]+ s +[\d.]+x +[\d.]+ s +[\d.]+x +\(", out, re.M)
+    assert names == [
+        "plain PyTorch loop",
+        "vaelab default (no terminal)",
+        "bare Lightning fit (no callbacks)",
+        "vaelab, progress bar on (as on a terminal)",
+        "vaelab, no progress bar",
+        "vaelab, no figures",
+        "vaelab, no checkpoints saved",
+    ], out
+    assert re.search(r"^  plain PyTorch loop +[\d.]+ s +1\.00x +[\d.]+ s +1\.00x", out, re.M), out
+    assert re.search(r"^  python train.py --cfg job +[\d.]+ s +[\d.]+ s", out, re.M), out
+    assert re.search(r'^  python -c "import vaelab" +[\d.]+ s +[\d.]+ s', out, re.M), out
+    assert re.search(r"^  python train.py +[\d.]+ s +[\d.]+ s", out, re.M), out
+    assert re.search(r"^  its output: \d+ KB, \d+ carriage returns$", out, re.M), out
+    assert out.count("load average") == 2
+
+
+@pytest.mark.slow
+def test_figures_prints_on_off_ratios_and_the_drawing_time():
+    out = bench("--mode", "figures", "--epochs", "1", "--repeats", "1", "--threads", "1", *TINY_DIGITS)
+    assert "figures every 1 epochs" in out, out
+    assert re.search(r"^  figures off +[\d.]+ s +1\.00x +[\d.]+ s +1\.00x +\(", out, re.M), out
+    assert re.search(r"^  figures on +[\d.]+ s +[\d.]+x +[\d.]+ s +[\d.]+x +\(", out, re.M), out
+    assert re.search(r"the figure callback / the rest of the run \(wall clock\): [+-][\d.]+%$", out, re.M), out
+    assert re.search(r"the drawing in its background thread: [\d.]+ s \([\d.]+% of the fit\)$", out, re.M), out
+    assert out.count("load average") == 2
+
+
+def test_an_option_of_another_mode_is_an_error():  # argparse alone: fast
+    result = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--mode", "figures", "--steps", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "--steps is an option of --mode paper, not of --mode figures" in result.stderr
