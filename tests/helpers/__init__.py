@@ -1,0 +1,39 @@
+"""What the tests share: the checkout's paths, the real Hydra config composed with overrides, the
+priors by name, and the settings that keep a run short where the test is not about them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+pytest.register_assert_rewrite("helpers.runs")  # its asserts report like a test's
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+SIX_PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]  # the blog post's; experiment=compare_priors
+NEW_PRIORS = ["maf", "nsf", "lars", "vamp_data"]  # the autoregressive and resampled priors, vamp with fixed data
+PRIORS = SIX_PRIORS + NEW_PRIORS
+
+# An evaluation that takes a fraction of a second: for runs whose test is about something else.
+CHEAP_EVAL = ("eval.num_samples=10", "eval.num_latent_samples=200", "eval.exact=false", "eval.quality.enabled=false")
+# A short run (trainer=fast: 3 epochs of 4 batches) with that evaluation and no pictures.
+SHORT_RUN = ("trainer=fast", "figures.enabled=false", *CHEAP_EVAL)
+# A short run that draws every picture at each of its 3 epochs of 16 batches (after 4 the decoder's
+# samples are still uniform grey) and evaluates the sample quality, which draws a picture too.
+PICTURE_RUN = (
+    "trainer=fast",
+    "trainer.limit_train_batches=1.0",
+    "figures.every_n_epochs=1",
+    "eval.num_samples=10",
+    "eval.num_latent_samples=1000",
+    "eval.exact=false",
+    "eval.quality.num_samples=200",
+)
+
+
+def compose_config(*overrides: str):
+    """The composed `conf/train.yaml` with overrides, as `python train.py` would see it."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
