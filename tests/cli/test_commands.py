@@ -5,6 +5,7 @@ evaluate, compare or refit)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,8 @@ def command(name: str) -> str:
     return str(path)
 
 
-def legacy_run(tmp_path: Path, name: str = "vamp") -> Path:
-    target = tmp_path / name
+def legacy_run(folder: Path, name: str = "vamp") -> Path:
+    target = folder / name
     shutil.copytree(LEGACY / name, target)
     for path in (target / "config.yaml", *(target / ".hydra").glob("*.yaml")):
         path.write_text(path.read_text().replace(f"{WRITTEN_IN}/{name}", str(target)))
@@ -71,34 +72,60 @@ def test_a_bad_path_is_one_line_and_exit_status_two(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nowhere" in result.stderr
 
 
-@pytest.mark.slow
-def test_train_runs_one_short_job(tmp_path):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """vaelab-train, vaelab-evaluate and vaelab-fit-prior, each used once, side by side (one torch
+    thread each): name → (completed process, its folder)."""
+    folder = tmp_path_factory.mktemp("commands")
+    train_dir, evaluate_dir, refit_dir = folder / "run", legacy_run(folder / "evaluate"), legacy_run(folder / "refit")
     settings = ("trainer=fast", "encoder.hidden=8", "decoder.hidden=8", "figures.enabled=false", "eval.exact=false")
-    result = subprocess.run(
-        [command("vaelab-train"), *settings, "eval.quality.enabled=false", *QUICK_EVAL, f"hydra.run.dir={run_dir}"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    commands = {
+        "vaelab-train": [*settings, "eval.quality.enabled=false", *QUICK_EVAL, f"hydra.run.dir={train_dir}"],
+        "vaelab-evaluate": [str(evaluate_dir), *QUICK_EVAL, "--json", str(folder / "results.json")],
+        "vaelab-fit-prior": [
+            str(refit_dir),
+            "prior=mog",
+            "prior.num_components=3",
+            "trainer.max_epochs=2",
+            *QUICK_EVAL,
+        ],
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    started = {
+        name: subprocess.Popen(
+            [command(name), *args], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, args in commands.items()
+    }
+    results = {}
+    for name, process in started.items():
+        stdout, stderr = process.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return {
+        "vaelab-train": train_dir,
+        "vaelab-evaluate": evaluate_dir,
+        "vaelab-fit-prior": refit_dir,
+        "results": results,
+        "json": folder / "results.json",
+    }
+
+
+@pytest.mark.slow
+def test_train_runs_one_short_job(finished):
+    result, run_dir = finished["results"]["vaelab-train"], finished["vaelab-train"]
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3 and (run_dir / "train.log").is_file()
 
 
 @pytest.mark.slow
-def test_evaluate_writes_the_metrics_of_a_run(tmp_path):
-    run_dir = legacy_run(tmp_path)
-    out = tmp_path / "results.json"
-    result = subprocess.run(
-        [command("vaelab-evaluate"), str(run_dir), *QUICK_EVAL, "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_evaluate_writes_the_metrics_of_a_run(finished):
+    result, run_dir = finished["results"]["vaelab-evaluate"], finished["vaelab-evaluate"]
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"updated {run_dir / 'metrics.json'}" in result.stdout
-    assert json.loads(out.read_text())["test/nll"] == json.loads((run_dir / "metrics.json").read_text())["test/nll"]
+    assert (
+        json.loads(finished["json"].read_text())["test/nll"]
+        == json.loads((run_dir / "metrics.json").read_text())["test/nll"]
+    )
 
 
 @pytest.mark.slow
@@ -110,29 +137,13 @@ def test_compare_writes_the_report_of_a_sweep(tmp_path):
     result = subprocess.run([command("vaelab-compare"), str(sweep)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = (sweep / "comparison.md").read_text()
-    assert (
-        "| vamp (prior.num_components=4) |" in report
-        and "| maf (prior.hidden=8) |" in report
-        and (sweep / "comparison.csv").is_file()
-    )
+    assert "| vamp (prior.num_components=4) |" in report and "| maf (prior.hidden=8) |" in report
+    assert (sweep / "comparison.csv").is_file()
 
 
 @pytest.mark.slow
-def test_fit_prior_refits_a_run(tmp_path):
-    run_dir = legacy_run(tmp_path)
-    result = subprocess.run(
-        [
-            command("vaelab-fit-prior"),
-            str(run_dir),
-            "prior=mog",
-            "prior.num_components=3",
-            "trainer.max_epochs=2",
-            *QUICK_EVAL,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_fit_prior_refits_a_run(finished):
+    result, run_dir = finished["results"]["vaelab-fit-prior"], finished["vaelab-fit-prior"]
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((run_dir / "posthoc" / "mog" / "posthoc.json").read_text())
     assert record["prior"] == "mog" and record["source_prior"] == "vamp" and "test/nll" in record["after"]
