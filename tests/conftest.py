@@ -1,6 +1,7 @@
 """Shared fixtures: the real Hydra config composed for tests, one folder for the quality classifiers,
-and the short trained runs that many tests read (each trained once when first needed; a test that
-changes one works on a copy of it)."""
+the short trained runs that many tests read (each trained once when first needed; a test that
+changes one works on a copy of it), and the command-line work started when the session starts
+(`helpers.early`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import pytest
 import torch
 from helpers import CONF, NEW_PRIORS, PICTURE_RUN, PRIORS, ROOT, SIX_PRIORS, compose_config
+from helpers.early import Early, has_early_work
 from helpers.runs import save_untrained_run
 
 import vaelab
@@ -41,6 +43,11 @@ def make_cfg(tmp_path):
     return make
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules with early work run last, the others first (each in its own order)."""
+    items.sort(key=has_early_work)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """For modules of small tensors: one thread is faster, and does not stall on busy cores."""
@@ -48,6 +55,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def early(request, tmp_path_factory, quality_cache):
+    """The early work of every module that has tests in this session, started now in the order its
+    tests will run (`helpers.early`), with the quality cache set for their processes;
+    `early.result(work)` waits for one. While there is early work, this process uses one torch thread."""
+    work = Early(tmp_path_factory)
+    modules = dict.fromkeys(item.module for item in request.session.items if has_early_work(item))
+    work.start(function for module in modules for function in module.EARLY)
+    threads = torch.get_num_threads()
+    if modules:  # the tests in this process take one core, the commands the other
+        torch.set_num_threads(1)
+    yield work
+    torch.set_num_threads(threads)
+    work.close()
 
 
 @pytest.fixture(scope="session")

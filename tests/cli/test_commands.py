@@ -5,13 +5,13 @@ evaluate, compare or refit)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.commands import Started
 
 BIN = Path(sys.executable).parent
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy_runs"
@@ -72,11 +72,9 @@ def test_a_bad_path_is_one_line_and_exit_status_two(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "nowhere" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def use_commands(folder: Path) -> dict:
     """vaelab-train, vaelab-evaluate and vaelab-fit-prior, each used once, side by side (one torch
-    thread each): name → (completed process, its folder)."""
-    folder = tmp_path_factory.mktemp("commands")
+    thread each), as the session starts (early work): their results and folders."""
     train_dir, evaluate_dir, refit_dir = folder / "run", legacy_run(folder / "evaluate"), legacy_run(folder / "refit")
     settings = ("trainer=fast", "encoder.hidden=8", "decoder.hidden=8", "figures.enabled=false", "eval.exact=false")
     commands = {
@@ -90,17 +88,10 @@ def finished(tmp_path_factory):
             *QUICK_EVAL,
         ],
     }
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = {
-        name: subprocess.Popen(
-            [command(name), *args], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for name, args in commands.items()
+        name: Started([command(name), *args], folder / "output" / name, cwd=folder) for name, args in commands.items()
     }
-    results = {}
-    for name, process in started.items():
-        stdout, stderr = process.communicate(timeout=300)
-        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    results = {name: process.result(timeout=300) for name, process in started.items()}
     return {
         "vaelab-train": train_dir,
         "vaelab-evaluate": evaluate_dir,
@@ -108,6 +99,14 @@ def finished(tmp_path_factory):
         "results": results,
         "json": folder / "results.json",
     }
+
+
+EARLY = (use_commands,)
+
+
+@pytest.fixture(scope="module")
+def finished(early) -> dict:
+    return early.result(use_commands)
 
 
 @pytest.mark.slow

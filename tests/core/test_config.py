@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 from helpers import CONF, PRIORS, compose_config
+from hydra import compose, initialize_config_dir
 
 import vaelab
 import vaelab.data
@@ -255,3 +256,11 @@ def test_a_missing_data_file_is_found_before_any_work(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match=r"binarized_mnist_test\.amat: file not found"):
         vaelab.run(cfg)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("overrides", ["", "prior=vamp trainer=fast", "experiment=vampprior_paper prior=maf"])
+def test_the_tests_compose_the_config_the_command_line_composes(overrides):
+    """compose_config leaves out Hydra's logging and help configs, which compose drops anyway."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        full = compose("train", overrides=overrides.split())
+    assert compose_config(*overrides.split()) == full

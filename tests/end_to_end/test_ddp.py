@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
-import torch
 from helpers import compose_config
 from helpers.commands import start_train
 
@@ -14,28 +15,32 @@ import vaelab
 pytestmark = pytest.mark.slow
 
 
-def test_ddp_on_two_cpu_processes_gives_the_single_process_test_metrics(tmp_path):
-    """DDP on the real command line; the single process it is compared with trains here, meanwhile
-    (on one thread, beside the two DDP processes)."""
-    budget = (
-        "prior=vamp",
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=4",
-        "trainer.enable_progress_bar=false",
-        "figures.enabled=false",
-        "eval.num_samples=100",
-        "eval.num_latent_samples=1000",
-        "eval.exact=false",
-    )
-    ddp_dir = tmp_path / "ddp_cpu"
-    started = start_train("trainer=ddp_cpu", *budget, f"hydra.run.dir={ddp_dir}", folder=tmp_path / "output")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        single = vaelab.run(compose_config("trainer=cpu", *budget, f"run_dir={tmp_path / 'cpu'}"))
-    finally:
-        torch.set_num_threads(threads)
-    result = started.result()
+BUDGET = (
+    "prior=vamp",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=4",
+    "trainer.enable_progress_bar=false",
+    "figures.enabled=false",
+    "eval.num_samples=100",
+    "eval.num_latent_samples=1000",
+    "eval.exact=false",
+)
+
+
+def train_ddp(folder: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """DDP on the real command line: its result and run directory."""
+    run_dir = folder / "ddp_cpu"
+    return start_train("trainer=ddp_cpu", *BUDGET, f"hydra.run.dir={run_dir}", folder=folder).result(), run_dir
+
+
+EARLY = (train_ddp,)
+
+
+def test_ddp_on_two_cpu_processes_gives_the_single_process_test_metrics(early, tmp_path):
+    """DDP on the real command line, started as the session starts (early work); the single
+    process it is compared with trains here."""
+    single = vaelab.run(compose_config("trainer=cpu", *BUDGET, f"run_dir={tmp_path / 'cpu'}"))
+    result, ddp_dir = early.result(train_ddp)
     assert result.returncode == 0, result.stderr[-3000:]
     ddp = json.loads((ddp_dir / "metrics.json").read_text())
     assert (ddp_dir / "train_ddp_process_1.log").exists()  # a second process did train

@@ -1,6 +1,6 @@
 """vaelab-evaluate on the real command line: a run's metrics reproduced exactly, overrides, any
-checkpoint to a file of one's choosing; a truncated checkpoint is one line and writes nothing. The
-evaluations are started side by side, once, by the `evaluations` fixture."""
+checkpoint to a file of one's choosing; a truncated checkpoint is one line and writes nothing. A short
+run is trained and then evaluated, side by side, as the session starts (`train_and_evaluate`, early work)."""
 
 from __future__ import annotations
 
@@ -11,43 +11,70 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.commands import start_evaluate
-from helpers.runs import corrupt, save_untrained_run
+from helpers.commands import start_evaluate, start_train
+from helpers.runs import corrupt
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def evaluations(digits_run, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
-    """The evaluations of this module, started side by side and waited for: name → (result, the
-    run directory evaluated). Three copies of the shared digits run: evaluated as it was trained,
-    with overrides, and its last checkpoint to a file of one's choosing; and an untrained run whose
-    checkpoint is truncated."""
-    root = tmp_path_factory.mktemp("evaluate")
-    runs = {name: shutil.copytree(digits_run[0], root / name / "run") for name in ("again", "overridden", "last")}
-    truncated = save_untrained_run(root / "truncated" / "run")
-    corrupt(truncated, "truncated")
+# A short run with the whole evaluation: S = 100, the exact likelihood and the sample quality.
+RUN = (
+    "trainer=fast",
+    "trainer.max_epochs=5",
+    "trainer.limit_train_batches=1.0",
+    "figures.enabled=false",
+    "eval.num_samples=100",
+)
+
+
+def train_and_evaluate(root: Path) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """A short run trained on the command line, then the evaluations of this module side by side:
+    name → (result, the run directory evaluated). "trained" is the run as training left it; three
+    copies of it are evaluated as it was trained, with overrides, and its last checkpoint to a file of
+    one's choosing; and an untrained run whose checkpoint is truncated."""
+    trained = root / "trained" / "run"
+    runs = {"trained": (start_train(*RUN, f"hydra.run.dir={trained}", folder=trained.parent).result(), trained)}
+    if runs["trained"][0].returncode != 0:  # the tests fail on it
+        return runs
+    copies = {name: shutil.copytree(trained, root / name / "run") for name in ("again", "overridden", "last")}
+    truncated = root / "truncated" / "run"
+    (truncated / "checkpoints").mkdir(parents=True)
+    shutil.copy(trained / "config.yaml", truncated / "config.yaml")
+    shutil.copy(trained / "checkpoints" / "last.ckpt", truncated / "checkpoints" / "last.ckpt")
+    corrupt(truncated / "checkpoints" / "last.ckpt", "truncated")
     started = {
-        "again": start_evaluate(str(runs["again"]), folder=root / "again"),
+        "again": start_evaluate(str(copies["again"]), folder=root / "again"),
         "overridden": start_evaluate(
-            str(runs["overridden"]), "eval.num_samples=10", "eval.exact=false", folder=root / "overridden"
+            str(copies["overridden"]), "eval.num_samples=10", "eval.exact=false", folder=root / "overridden"
         ),
         "last": start_evaluate(
-            str(runs["last"] / "checkpoints" / "last.ckpt"),
+            str(copies["last"] / "checkpoints" / "last.ckpt"),
             "eval.num_samples=10",
             "eval.exact=false",
             "--json",
             str(root / "last" / "last.json"),
             folder=root / "last",
         ),
-        "truncated": start_evaluate(str(truncated), folder=root / "truncated"),
+        "truncated": start_evaluate(str(truncated / "checkpoints" / "last.ckpt"), folder=root / "truncated"),
     }
-    runs["truncated"] = truncated.parent.parent
-    return {name: (process.result(), runs[name]) for name, process in started.items()}
+    copies["truncated"] = truncated
+    return runs | {name: (process.result(), copies[name]) for name, process in started.items()}
 
 
-def test_script_reproduces_metrics_json_and_takes_overrides(digits_run, evaluations):
-    before = json.loads((digits_run[0] / "metrics.json").read_text())
+EARLY = (train_and_evaluate,)
+
+
+@pytest.fixture(scope="module")
+def evaluations(early) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    evaluations = early.result(train_and_evaluate)
+    result, _ = evaluations["trained"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    return evaluations
+
+
+def test_script_reproduces_metrics_json_and_takes_overrides(evaluations):
+    trained = evaluations["trained"][1]
+    before = json.loads((trained / "metrics.json").read_text())
     result, run_dir = evaluations["again"]
     assert result.returncode == 0, result.stderr[-3000:]
     after = json.loads((run_dir / "metrics.json").read_text())
@@ -68,9 +95,7 @@ def test_script_reproduces_metrics_json_and_takes_overrides(digits_run, evaluati
     written = json.loads((run_dir.parent / "last.json").read_text())
     assert written["checkpoint"] == str(last) and written["eval"]["num_samples"] == 10
     assert math.isfinite(written["test/nll"])
-    assert json.loads((run_dir / "metrics.json").read_text()) == json.loads(
-        (digits_run[0] / "metrics.json").read_text()
-    )
+    assert json.loads((run_dir / "metrics.json").read_text()) == json.loads((trained / "metrics.json").read_text())
 
 
 def test_evaluate_command_line_truncated_checkpoint(evaluations):

@@ -1,6 +1,7 @@
 """Signals to a real training process, through the real command line: a stop with a checkpoint and
 the command that resumes, a second Ctrl-C that exits at once, a SLURM preemption that requeues the
-job, and data-parallel processes that stop together."""
+job, and data-parallel processes that stop together. The processes run as the session starts
+(`run_and_stop`, early work)."""
 
 from __future__ import annotations
 
@@ -67,13 +68,11 @@ class Stopped:
     again: subprocess.CompletedProcess | None = None
 
 
-@pytest.fixture(scope="module")
-def stopped(tmp_path_factory) -> dict[str, Stopped]:
+def run_and_stop(root: Path) -> dict[str, Stopped]:
     """The processes of this module started at once; each training run is sent its signal as soon
     as its first epoch's checkpoint exists (training is under way). SIGUSR1 is the SLURM job's
     (`#SBATCH --signal=USR1@90`). As soon as they have stopped, the SIGTERM run is resumed with the
     command it printed and the SLURM job is started again as SLURM would."""
-    root = tmp_path_factory.mktemp("interrupts")
     cases = {
         "SIGTERM": (signal.SIGTERM, (), None),
         "SIGINT": (signal.SIGINT, (), None),
@@ -118,6 +117,14 @@ def stopped(tmp_path_factory) -> dict[str, Stopped]:
     for name, process in again.items():
         done[name].again = process.result(timeout=300)
     return done
+
+
+EARLY = (run_and_stop,)
+
+
+@pytest.fixture(scope="module")
+def stopped(early) -> dict[str, Stopped]:
+    return early.result(run_and_stop)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)  # SIGUSR1: the SLURM test

@@ -1,11 +1,12 @@
 """Sweeps on the real command line (`python train.py -m ...`): job directories named by prior, the
 comparison report at the end (a user's prior in it too), failed jobs that leave the others running,
 two sweeps started together, parallel launchers, a sweep run again that finishes what is left, and
-post-hoc refits in a sweep. The sweeps are started side by side, once, by the `sweeps` fixture; a
-test that runs a sweep again does so itself."""
+post-hoc refits in a sweep. The sweeps are started side by side, once, as the session starts
+(`run_sweeps`, early work); the joblib launcher's sweep runs alone after them."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -83,14 +84,11 @@ def kill_a_refit(sweep: Path) -> dict:
     return seen
 
 
-@pytest.fixture(scope="module")
-def sweeps(tmp_path_factory) -> dict[str, Sweep]:
-    """Every sweep of this module started at once and waited for; the ones that are run again are
-    changed as their tests say as soon as their first run has ended, and run again. "every prior" and "failing" are
-    started together in one folder, in Hydra's own sweep directories (outputs/multirun/<time>);
-    the others in directories given to them. (The joblib launcher's test runs its sweep alone:
-    its jobs must overlap in time.)"""
-    root = tmp_path_factory.mktemp("sweeps")
+def run_sweeps(root: Path) -> dict[str, Sweep]:
+    """Every sweep of this module but the joblib launcher's, started at once and waited for; the
+    ones that are run again are changed as their tests say as soon as their first run has ended,
+    and run again. "every prior" and "failing" are started together in one folder, in Hydra's own
+    sweep directories (outputs/multirun/<time>); the others in directories given to them."""
     together = root / "together"
     together.mkdir()
     user_dir = write_user_prior(root / "user")
@@ -140,6 +138,23 @@ def sweeps(tmp_path_factory) -> dict[str, Sweep]:
     for name, process in again.items():
         done[name].again = process.result()
     return done
+
+
+def joblib_sweep(folder: Path) -> Sweep | None:
+    """Two jobs in two processes at once, through the joblib launcher (None where it is not installed)."""
+    if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
+        return None
+    args = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "prior=standard,mog", *TINY)
+    sweep = folder / "sweep"
+    return Sweep(start_train(*args, "trainer.max_epochs=6", f"hydra.sweep.dir={sweep}", folder=folder).result(), sweep)
+
+
+EARLY = (run_sweeps, joblib_sweep)
+
+
+@pytest.fixture(scope="module")
+def sweeps(early) -> dict[str, Sweep]:
+    return early.result(run_sweeps)
 
 
 def test_a_sweep_over_every_prior_names_jobs_by_prior_and_writes_one_row_per_prior(sweeps):
@@ -226,25 +241,18 @@ def test_ddp_inside_a_sweep_fails_that_job_with_a_message(sweeps):
     assert "| standard **(failed)** | 0 of 1 (1 failed) |" in (sweep / "comparison.md").read_text()
 
 
-def test_joblib_launcher_runs_jobs_in_parallel_processes_with_divided_threads(tmp_path):
+def test_joblib_launcher_runs_jobs_in_parallel_processes_with_divided_threads(early):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs hydra-joblib-launcher (.[parallel])")
     import joblib
 
-    result = train(
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "prior=standard,mog",
-        *TINY,
-        "trainer.max_epochs=6",
-        f"hydra.sweep.dir={tmp_path}",
-    )
+    run = early.result(joblib_sweep)
+    result, sweep = run.first, run.folder
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = [json.loads((tmp_path / name / "job.json").read_text()) for name in ("0_standard_seed42", "1_mog_seed42")]
+    jobs = [json.loads((sweep / name / "job.json").read_text()) for name in ("0_standard_seed42", "1_mog_seed42")]
     assert jobs[0]["pid"] != jobs[1]["pid"]
     assert max(job["started"] for job in jobs) < min(job["finished"] for job in jobs)  # they overlap in time
     assert all(job["torch_threads"] == threads_per_job(2, joblib.cpu_count()) for job in jobs)
-    assert len(read_csv(tmp_path / "comparison.csv")) == 2
+    assert len(read_csv(sweep / "comparison.csv")) == 2
 
 
 def test_slurm_launcher_config_composes_without_a_cluster():

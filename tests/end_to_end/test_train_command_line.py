@@ -2,7 +2,8 @@
 exit status, no traceback and no run directory left behind (a bad value, a bad key, an unknown
 option; what the line says for each bad value: tests/core/test_config.py); a prior of the user's own
 trains, is evaluated and drawn; output to a pipe has one line per epoch, no progress bar, and
-train.log has the same lines. The commands are started side by side, once, by the `commands` fixture."""
+train.log has the same lines. The commands are started side by side, once, as the session starts
+(`run_commands`, early work)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,9 @@ CLI = [
 UNKNOWN_PRIOR = "prior=foo"
 
 
-@pytest.fixture(scope="module")
-def commands(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+def run_commands(root: Path) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     """Every command of this module, started at once and waited for: its name → (result, run
     directory). The user's prior runs from the user's directory, with their module on PYTHONPATH."""
-    root = tmp_path_factory.mktemp("train_command_line")
     runs = {}
     bad = [BAD_VALUE, *(overrides for overrides, _ in CLI), UNKNOWN_PRIOR]
     for number, overrides in enumerate(bad):
@@ -54,6 +53,14 @@ def commands(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, P
         ),
     )
     return {name: (started.result(), folder / "run") for name, (folder, started) in runs.items()}
+
+
+EARLY = (run_commands,)
+
+
+@pytest.fixture(scope="module")
+def commands(early) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    return early.result(run_commands)
 
 
 def assert_one_line(result: subprocess.CompletedProcess, line: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 from helpers import ROOT
@@ -31,8 +32,14 @@ def side_by_side(env: dict | None = None) -> dict:
     return {**(os.environ if env is None else env), "OMP_NUM_THREADS": "1"}
 
 
+# The niceness of a command started beside the tests: the tests in this process go first, the
+# commands take the time the tests leave.
+NICENESS = 10
+
+
 class Started:
-    """A command started and not waited for, its output going to two files in `folder`."""
+    """A command started and not waited for, its output going to two files in `folder`; on one torch
+    thread and at a lower priority (NICENESS), as are the processes it starts."""
 
     def __init__(self, args: list[str], folder: Path, cwd: Path = ROOT, env: dict | None = None, **popen):
         folder.mkdir(parents=True, exist_ok=True)
@@ -41,6 +48,8 @@ class Started:
             self.process = subprocess.Popen(
                 args, cwd=cwd, env=side_by_side(env), stdout=out, stderr=err, text=True, **popen
             )
+        os.setpriority(os.PRIO_PROCESS, self.process.pid, NICENESS)  # before it starts others
+        _STARTED.add(self)
 
     @property
     def pid(self) -> int:
@@ -55,6 +64,16 @@ class Started:
         return subprocess.CompletedProcess(
             self.args, self.process.returncode, self.stdout.read_text(), self.stderr.read_text()
         )
+
+
+_STARTED: weakref.WeakSet[Started] = weakref.WeakSet()
+
+
+def stop_all() -> None:
+    """Kills every started command still running (at the end of a session cut short)."""
+    for started in list(_STARTED):
+        if started.running():
+            started.process.kill()
 
 
 def start_train(*args: str, folder: Path, cwd: Path = ROOT, env: dict | None = None, **popen) -> Started:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.commands import Started
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_PAPER = ["--steps", "2", "--warmup", "1", "--repeats", "1", "--threads", "1"]
@@ -24,19 +25,35 @@ TINY_DIGITS = [
 SMALL_NET = ["hidden=32", "num_layers=1", "activation=leaky_relu"]  # for torch.compile: fewer kernels to build
 
 
-def bench(*args: str) -> str:
-    """The standard output of `python scripts/bench.py *args`, which must succeed."""
-    result = subprocess.run(
-        [sys.executable, "scripts/bench.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+def run_benches(folder: Path) -> dict[str, subprocess.CompletedProcess]:
+    """`python scripts/bench.py` in every mode on a tiny budget, side by side (one thread each):
+    name → its result. Early work, started as the session starts."""
+    no_data = ["--root", str(folder / "no_data")]  # a data root without the MNIST files: random bits
+    small = [f"{net}.{setting}" for net in ("encoder", "decoder") for setting in SMALL_NET]
+    everyday = ["--mode", "everyday", "--epochs", "2", "--repeats", "1", "--threads", "1", "--full"]
+    runs = {
+        "paper": [*TINY_PAPER, *no_data, "--priors", "standard", "vamp", "encoder.hidden=32", "decoder.hidden=32"],
+        "compile": [*TINY_PAPER, "--priors", "standard", "--compile", *no_data, *small],
+        "everyday": [*everyday, "trainer.max_epochs=2", *TINY_DIGITS],  # the whole run: 2 epochs too
+        "figures": ["--mode", "figures", "--epochs", "1", "--repeats", "1", "--threads", "1", *TINY_DIGITS],
+    }
+    started = {name: Started([sys.executable, "scripts/bench.py", *args], folder / name) for name, args in runs.items()}
+    return {name: process.result() for name, process in started.items()}
+
+
+EARLY = (run_benches,)
+
+
+def bench(early, name: str) -> str:
+    """The standard output of that run of scripts/bench.py, which must have succeeded."""
+    result = early.result(run_benches)[name]
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
 
 @pytest.mark.slow
-def test_paper_prints_epoch_times_ratios_the_vamp_floor_and_lightning_overhead(tmp_path):
-    root = ["--root", str(tmp_path / "no_data")]
-    out = bench(*TINY_PAPER, *root, "--priors", "standard", "vamp", "encoder.hidden=32", "decoder.hidden=32")
+def test_paper_prints_epoch_times_ratios_the_vamp_floor_and_lightning_overhead(early):
+    out = bench(early, "paper")
     assert "random bits of the same shape" in out and "overrides: encoder.hidden=32 decoder.hidden=32" in out
     rows = dict(re.findall(r"^  (standard|vamp|vamp, naive log_prob) +[\d.]+ +[\d.]+ +([\d.]+)x$", out, re.M))
     assert set(rows) == {"standard", "vamp", "vamp, naive log_prob"}, out
@@ -47,17 +64,15 @@ def test_paper_prints_epoch_times_ratios_the_vamp_floor_and_lightning_overhead(t
 
 
 @pytest.mark.slow
-def test_paper_compile_prints_eager_and_compiled_step_times(tmp_path):
-    small = [f"{net}.{setting}" for net in ("encoder", "decoder") for setting in SMALL_NET]
-    out = bench(*TINY_PAPER, "--priors", "standard", "--compile", "--root", str(tmp_path / "no_data"), *small)
+def test_paper_compile_prints_eager_and_compiled_step_times(early):
+    out = bench(early, "compile")
     line = r"^  standard +eager [\d.]+, compiled [\d.]+ s/step: [\d.]+x \(compiling: [\d.]+ s"
     assert re.search(line, out, re.M), out
 
 
 @pytest.mark.slow
-def test_everyday_prints_training_ratios_the_breakdown_start_up_and_the_whole_run():
-    everyday = ["--mode", "everyday", "--epochs", "2", "--repeats", "1", "--threads", "1", "--full"]
-    out = bench(*everyday, "trainer.max_epochs=2", *TINY_DIGITS)  # the whole run: 2 epochs too
+def test_everyday_prints_training_ratios_the_breakdown_start_up_and_the_whole_run(early):
+    out = bench(early, "everyday")
     names = re.findall(r"^  (.+?) +[\d.]+ s +[\d.]+x +[\d.]+ s +[\d.]+x +\(", out, re.M)
     assert names == [
         "plain PyTorch loop",
@@ -77,8 +92,8 @@ def test_everyday_prints_training_ratios_the_breakdown_start_up_and_the_whole_ru
 
 
 @pytest.mark.slow
-def test_figures_prints_on_off_ratios_and_the_drawing_time():
-    out = bench("--mode", "figures", "--epochs", "1", "--repeats", "1", "--threads", "1", *TINY_DIGITS)
+def test_figures_prints_on_off_ratios_and_the_drawing_time(early):
+    out = bench(early, "figures")
     assert "figures every 1 epochs" in out, out
     assert re.search(r"^  figures off +[\d.]+ s +1\.00x +[\d.]+ s +1\.00x +\(", out, re.M), out
     assert re.search(r"^  figures on +[\d.]+ s +[\d.]+x +[\d.]+ s +[\d.]+x +\(", out, re.M), out

@@ -7,10 +7,12 @@ from __future__ import annotations
 import errno
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import compose_config
+from helpers.commands import Started
 from lightning_fabric.plugins.io import torch_io
 
 from vaelab.errors import WriteError
@@ -86,28 +88,34 @@ def test_without_a_resumable_checkpoint_the_line_says_to_start_again(tmp_path, m
         run(compose_config(*QUICK, f"run_dir={run_dir}"))
 
 
+FULL_DISK = (  # `vaelab-train` with the third checkpoint write failing as on a full disk
+    "import errno, sys\n"
+    "from lightning_fabric.plugins.io import torch_io\n"
+    "real, calls = torch_io._atomic_save, []\n"
+    "def save(checkpoint, path):\n"
+    "    calls.append(path)\n"
+    "    if len(calls) > 2:\n"
+    "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+    "    real(checkpoint, path)\n"
+    "torch_io._atomic_save = save\n"
+    "from vaelab.cli.train import main\n"
+    "main()\n"
+)
+
+
+def train_on_a_full_disk(folder: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """The command line on a disk that fills up during training (early work): its result and run directory."""
+    run_dir = folder / "run"
+    command = [sys.executable, "-c", FULL_DISK, *QUICK, f"hydra.run.dir={run_dir}"]
+    return Started(command, folder / "output").result(timeout=300), run_dir
+
+
+EARLY = (train_on_a_full_disk,)
+
+
 @pytest.mark.slow
-def test_the_command_line_prints_one_line_and_exits_non_zero(tmp_path):
-    code = (
-        "import errno, sys\n"
-        "from lightning_fabric.plugins.io import torch_io\n"
-        "real, calls = torch_io._atomic_save, []\n"
-        "def save(checkpoint, path):\n"
-        "    calls.append(path)\n"
-        "    if len(calls) > 2:\n"
-        "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
-        "    real(checkpoint, path)\n"
-        "torch_io._atomic_save = save\n"
-        "from vaelab.cli.train import main\n"
-        "main()\n"
-    )
-    run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-c", code, *QUICK, f"hydra.run.dir={run_dir}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_the_command_line_prints_one_line_and_exits_non_zero(early):
+    result, run_dir = early.result(train_on_a_full_disk)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: could not write {run_dir}/checkpoints/") and "No space left on device" in line
