@@ -84,7 +84,7 @@ def run_and_stop(root: Path) -> dict[str, Stopped]:
         run_dir = root / name / "run"
         running[name] = start(run_dir, *overrides, env=env), run_dir, signum
     ctrl_c = Started([sys.executable, "-c", SECOND_CTRL_C], root / "ctrl_c")
-    waiting, deadline = dict(running), time.monotonic() + 300
+    waiting, deadline = dict(running), time.monotonic() + 600
     while waiting and time.monotonic() < deadline:
         for name, (process, run_dir, signum) in list(waiting.items()):
             if (run_dir / "checkpoints" / "last.ckpt").exists():
@@ -98,7 +98,7 @@ def run_and_stop(root: Path) -> dict[str, Stopped]:
     done, again = {}, {}
     for name in ("SIGTERM", "SIGUSR1", "SIGINT", "ddp"):
         process, run_dir, _ = running[name]
-        done[name] = Stopped(process.result(timeout=120), run_dir)
+        done[name] = Stopped(process.result(), run_dir)
         if name not in ("SIGTERM", "SIGUSR1") or not (run_dir / "interrupted.json").exists():
             continue  # not continued, or its test fails on the exit status
         done[name].seen = {
@@ -113,9 +113,9 @@ def run_and_stop(root: Path) -> dict[str, Stopped]:
         else:  # SLURM starts the same command again
             args = (*ENDLESS, f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}")
             again[name] = start_train(*args, folder=run_dir.parent / "again", env=slurm_environment(run_dir.parent))
-    done["ctrl_c"] = Stopped(ctrl_c.result(timeout=60), None)
+    done["ctrl_c"] = Stopped(ctrl_c.result(), None)
     for name, process in again.items():
-        done[name].again = process.result(timeout=300)
+        done[name].again = process.result()
     return done
 
 
