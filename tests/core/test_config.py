@@ -90,6 +90,9 @@ BAD = [
     ("dataset=binarized_mnist dataset.datamodule.limit=10 prior=vamp prior.init=data", "prior.num_components=16",
      "at most 10 with prior.init=data"),
     ("dataset=binarized_mnist dataset.root=/nonexistent/vaelab", "dataset.root='/nonexistent/vaelab'", "no such folder"),
+    ("dataset=mnist dataset.root=/nonexistent/vaelab", "dataset.root='/nonexistent/vaelab'", "the MNIST files"),
+    ("dataset=fashion_mnist dataset.binarize=maybe", "dataset.binarize='maybe'", "true or false"),
+    ("dataset=mnist dataset.binarize=false", "dataset.binarize=false", "set dataset.input_max=255"),
     # early stopping, evaluation, figures
     ("early_stopping.monitor=val/elbo", "early_stopping.monitor='val/elbo'", "val/loss"),
     ("early_stopping.patience=0", "early_stopping.patience=0", "positive integer"),
@@ -188,6 +191,9 @@ GOOD = [
     "trainer=ddp_cpu",
     "prior=vamp prior.init=data",
     "prior=vamp prior.init=data prior.num_components=1000",
+    "dataset=mnist",
+    "dataset=fashion_mnist",
+    "dataset=mnist dataset.binarize=false dataset.input_max=255 decoder.likelihood=categorical decoder.num_levels=256",
     "seed=0",
     "seed=4294967295",
     "trainer.max_epochs=-1",
@@ -199,6 +205,8 @@ GOOD = [
     "optimizer._target_=torch.optim.SGD +optimizer.momentum=0.9",
     *[f"experiment=vampprior_paper prior={p}" for p in PRIORS],
     "experiment=vampprior_paper prior=vamp prior.init=data",
+    "experiment=vampprior_paper dataset=mnist",
+    "experiment=vampprior_paper dataset=fashion_mnist prior=maf",
 ]
 
 

@@ -173,6 +173,13 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             likelihood,
             f"categorical for data with values {data_min}..{data_max} (bernoulli needs data in 0..1)",
         )
+    if value("dataset.binarize") is False and data_max != 255:
+        raise _error(
+            "dataset.binarize",
+            False,
+            f"with dataset.input_max={data_max}: grey levels run 0..255, so set dataset.input_max=255 and a "
+            "likelihood over 256 levels (decoder.likelihood=categorical decoder.num_levels=256)",
+        )
     shape, input_dim = value("dataset.image_shape"), value("dataset.input_dim")
     if shape is not None and input_dim is not None and math.prod(shape) != input_dim:
         raise _error("dataset.image_shape", shape, f"must hold dataset.input_dim ({input_dim}) pixels")

@@ -1,12 +1,13 @@
 """Datasets as LightningDataModules that hold their splits in memory.
 
 Each option of the `dataset` config group names one of these classes as its
-`datamodule._target_` (`vaelab.data.DigitsDataModule`, `vaelab.data.BinarizedMNISTDataModule`);
+`datamodule._target_` (`vaelab.data.DigitsDataModule`, `vaelab.data.BinarizedMNISTDataModule`,
+`vaelab.data.MNISTDataModule`, `vaelab.data.FashionMNISTDataModule`);
 a datamodule class may also provide `SPLIT_SIZES` and `check_files(root)`, which `vaelab.config`
 uses to check a config before any data is read.
 """
 
-from vaelab.data.batches import BatchIndices, BatchLoader, InMemoryDataModule, batch_loader
+from vaelab.data.batches import Batch, BatchIndices, BatchLoader, InMemoryDataModule, batch_loader
 from vaelab.data.binarized_mnist import (
     MNIST_SIZES,
     BinarizedMNISTDataModule,
@@ -15,16 +16,23 @@ from vaelab.data.binarized_mnist import (
     resolve_data_root,
 )
 from vaelab.data.digits import DigitsDataModule
+from vaelab.data.idx import read_idx
+from vaelab.data.mnist import DynamicBinarization, FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
     "MNIST_SIZES",
+    "Batch",
     "BatchIndices",
     "BatchLoader",
     "BinarizedMNISTDataModule",
     "DigitsDataModule",
+    "DynamicBinarization",
+    "FashionMNISTDataModule",
     "InMemoryDataModule",
+    "MNISTDataModule",
     "batch_loader",
     "mnist_test_labels",
     "read_amat",
+    "read_idx",
     "resolve_data_root",
 ]

@@ -12,9 +12,21 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerStatus
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["BatchIndices", "BatchLoader", "InMemoryDataModule", "batch_loader"]
+__all__ = ["Batch", "BatchIndices", "BatchLoader", "InMemoryDataModule", "batch_loader"]
+
+
+class Batch(list):
+    """The indices of one batch for this process, and where the batch sits: `epoch`, `number` (its
+    place in the epoch's order), `size` (the whole batch's, over all processes) and `offset` (where
+    this process's slice starts in it). A dataset that draws something per batch (a dynamic
+    binarization) seeds its draw from these, so the draw does not depend on the process count and
+    is the same again after a resume."""
+
+    def __init__(self, indices: list[int], epoch: int, number: int, size: int, offset: int):
+        super().__init__(indices)
+        self.epoch, self.number, self.size, self.offset = epoch, number, size, offset
 
 
 class BatchIndices:
@@ -54,10 +66,12 @@ class BatchIndices:
             order = torch.arange(self.num_examples)
         skip = self._resume_at[1] if self._resume_at and self._resume_at[0] == self.epoch else 0
         self._resume_at, self.fetched = None, skip
-        for batch in order.split(self.batch_size)[skip:]:
+        for number, batch in enumerate(order.split(self.batch_size)[skip:], start=skip):
             if len(batch) >= self.world_size:
                 self.fetched += 1
-                yield batch.tensor_split(self.world_size)[self.rank].tolist()
+                slices = batch.tensor_split(self.world_size)
+                offset = sum(len(part) for part in slices[: self.rank])
+                yield Batch(slices[self.rank].tolist(), self.epoch, number, len(batch), offset)
 
     def __len__(self) -> int:
         full, rest = divmod(self.num_examples, self.batch_size)
@@ -86,11 +100,20 @@ class BatchLoader(DataLoader):
 
 
 def batch_loader(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    dataset: Dataset | None = None,
 ) -> DataLoader:
-    """A DataLoader that yields (x[idx], y[idx]) for whole batches of indices at a time."""
+    """A DataLoader that yields (x[idx], y[idx]) for whole batches of indices at a time, or
+    `dataset[batch]` for a dataset of x and y that takes a `Batch`."""
     indices = BatchIndices(len(x), batch_size, shuffle, seed, rank, world_size)
-    return BatchLoader(TensorDataset(x, y), sampler=indices, batch_size=None, generator=torch.Generator())
+    dataset = TensorDataset(x, y) if dataset is None else dataset
+    return BatchLoader(dataset, sampler=indices, batch_size=None, generator=torch.Generator())
 
 
 class InMemoryDataModule(pl.LightningDataModule):
@@ -119,9 +142,14 @@ class InMemoryDataModule(pl.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
+    def train_dataset(self, seed: int) -> Dataset | None:
+        """What training batches are read from; None: the training split's tensors as they are."""
+        return None
+
     def train_dataloader(self) -> DataLoader:
         seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
-        return batch_loader(*self.splits["train"], self.batch_size, True, seed, *self.shard())
+        dataset = self.train_dataset(seed)
+        return batch_loader(*self.splits["train"], self.batch_size, True, seed, *self.shard(), dataset=dataset)
 
     def val_dataloader(self) -> DataLoader:
         return batch_loader(*self.splits["val"], self.eval_batch_size, False, 0, *self.shard())
