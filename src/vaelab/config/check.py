@@ -167,6 +167,13 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             f"must be >= {data_max + 1} for data with values "
             f"{data_min}..{data_max} (a categorical decoder has one level per value 0..num_levels-1)",
         )
+    if likelihood == "discretized_logistic" and data_max is not None and (data_min != 0 or levels != data_max + 1):
+        raise _error(
+            "decoder.num_levels",
+            levels,
+            f"must be {data_max + 1} for data with values {data_min}..{data_max} "
+            "(a discretized logistic has one level per value 0..num_levels-1)",
+        )
     if likelihood == "bernoulli" and data_max is not None and (data_min, data_max) != (0, 1):
         raise _error(
             "decoder.likelihood",
@@ -178,7 +185,7 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             "dataset.binarize",
             False,
             f"with dataset.input_max={data_max}: grey levels run 0..255, so set dataset.input_max=255 and a "
-            "likelihood over 256 levels (decoder.likelihood=categorical decoder.num_levels=256)",
+            "likelihood over 256 levels (dataset.likelihood=discretized_logistic dataset.num_levels=256)",
         )
     shape, input_dim = value("dataset.image_shape"), value("dataset.input_dim")
     if shape is not None and input_dim is not None and math.prod(shape) != input_dim:

@@ -7,7 +7,16 @@ VampPrior and the GTM-VampPrior pass their pseudo-inputs.
 """
 
 from vaelab.nets.layers import ACTIVATIONS, GatedLinear, mlp
-from vaelab.nets.likelihoods import LIKELIHOODS, LazyCategorical
+from vaelab.nets.likelihoods import LIKELIHOODS, DiscretizedLogistic, LazyCategorical
 from vaelab.nets.mlp import MLPDecoder, MLPEncoder
 
-__all__ = ["ACTIVATIONS", "LIKELIHOODS", "GatedLinear", "LazyCategorical", "MLPDecoder", "MLPEncoder", "mlp"]
+__all__ = [
+    "ACTIVATIONS",
+    "LIKELIHOODS",
+    "DiscretizedLogistic",
+    "GatedLinear",
+    "LazyCategorical",
+    "MLPDecoder",
+    "MLPEncoder",
+    "mlp",
+]

@@ -12,7 +12,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
 from vaelab.nets.layers import mlp
-from vaelab.nets.likelihoods import LazyCategorical
+from vaelab.nets.likelihoods import DiscretizedLogistic, LazyCategorical
 
 __all__ = ["MLPDecoder", "MLPEncoder"]
 
@@ -52,7 +52,11 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """p(x|z), factorised over pixels: categorical over `num_levels` values or Bernoulli."""
+    """p(x|z), factorised over pixels: categorical over `num_levels` values, Bernoulli, or a
+    logistic discretized to `num_levels` grey levels (its location in 0..num_levels-1 through a
+    sigmoid, its log-scale bounded below by LOG_SCALE_MIN)."""
+
+    LOG_SCALE_MIN = -3.0  # a scale of 0.05 grey levels: all but certain of one level
 
     def __init__(
         self,
@@ -66,7 +70,7 @@ class MLPDecoder(nn.Module):
     ):
         super().__init__()
         self.output_dim, self.likelihood, self.num_levels = output_dim, likelihood, num_levels
-        per_pixel = num_levels if likelihood == "categorical" else 1
+        per_pixel = {"categorical": num_levels, "discretized_logistic": 2}.get(likelihood, 1)
         self.net = mlp(latent_dim, hidden, num_layers, output_dim * per_pixel, activation)
 
     def forward(self, z: torch.Tensor) -> Distribution:
@@ -75,6 +79,11 @@ class MLPDecoder(nn.Module):
             logits = logits.unflatten(-1, (self.output_dim, self.num_levels))
             # Data arrive as floats in 0..num_levels-1; validation would cost a pass per call.
             return Independent(LazyCategorical(logits, validate_args=False), 1)
+        if self.likelihood == "discretized_logistic":
+            location, log_scale = logits.unflatten(-1, (self.output_dim, 2)).unbind(-1)
+            location = (self.num_levels - 1) * torch.sigmoid(location)
+            log_scale = log_scale.clamp_min(self.LOG_SCALE_MIN)
+            return Independent(DiscretizedLogistic(location, log_scale, self.num_levels, validate_args=False), 1)
         return Independent(Bernoulli(logits=logits, validate_args=False), 1)
 
     def mean(self, z: torch.Tensor) -> torch.Tensor:
@@ -83,4 +92,6 @@ class MLPDecoder(nn.Module):
         if self.likelihood == "categorical":
             levels = torch.arange(self.num_levels, dtype=z.dtype, device=z.device)
             return dist.probs @ levels
+        if self.likelihood == "discretized_logistic":
+            return dist.mean
         return dist.probs
