@@ -93,6 +93,8 @@ BAD = [
     ("dataset=binarized_mnist dataset.root=/nonexistent/vaelab", "dataset.root='/nonexistent/vaelab'", "no such folder"),
     ("dataset=mnist dataset.root=/nonexistent/vaelab", "dataset.root='/nonexistent/vaelab'", "the MNIST files"),
     ("dataset=fashion_mnist dataset.binarize=maybe", "dataset.binarize='maybe'", "true or false"),
+    ("dataset=frey_faces dataset.split_seed=-1", "dataset.split_seed=-1", "integer from 0 to 4294967295"),
+    ("dataset=frey_faces dataset.num_levels=17", "decoder.num_levels=17", "must be 256 for data with values 0..255"),
     ("dataset=mnist dataset.binarize=false", "dataset.binarize=false", "set dataset.input_max=255"),
     # early stopping, evaluation, figures
     ("early_stopping.monitor=val/elbo", "early_stopping.monitor='val/elbo'", "val/loss"),
@@ -197,6 +199,8 @@ GOOD = [
     "dataset=mnist dataset.binarize=false dataset.input_max=255 decoder.likelihood=categorical decoder.num_levels=256",
     "dataset=fashion_mnist dataset.binarize=false dataset.input_max=255 dataset.likelihood=discretized_logistic dataset.num_levels=256",
     "dataset.likelihood=discretized_logistic",
+    "dataset=frey_faces",
+    "dataset=frey_faces dataset.split_seed=7",
     "seed=0",
     "seed=4294967295",
     "trainer.max_epochs=-1",
@@ -209,6 +213,7 @@ GOOD = [
     *[f"experiment=vampprior_paper prior={p}" for p in PRIORS],
     "experiment=vampprior_paper prior=vamp prior.init=data",
     "experiment=vampprior_paper dataset=mnist",
+    "experiment=vampprior_paper dataset=frey_faces",
     "experiment=vampprior_paper dataset=fashion_mnist prior=maf",
 ]
 

@@ -148,6 +148,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.likelihood": (lambda v: v in LIKELIHOODS, f"choose one of {', '.join(LIKELIHOODS)}"),
     "dataset.root": (lambda v: isinstance(v, str) and bool(v), "must be a folder"),
     "dataset.binarize": (lambda v: isinstance(v, bool), "must be true or false"),
+    "dataset.split_seed": (lambda v: is_int(v) and 0 <= v < 2**32, "must be an integer from 0 to 4294967295"),
     "dataset.datamodule.batch_size": (is_positive_int, "must be a positive integer"),
     "dataset.datamodule.eval_batch_size": (is_positive_int, "must be a positive integer"),
     "dataset.datamodule.limit": (_optional(is_positive_int), "must be null or a positive integer"),

@@ -2,7 +2,7 @@
 
 Each option of the `dataset` config group names one of these classes as its
 `datamodule._target_` (`vaelab.data.DigitsDataModule`, `vaelab.data.BinarizedMNISTDataModule`,
-`vaelab.data.MNISTDataModule`, `vaelab.data.FashionMNISTDataModule`);
+`vaelab.data.MNISTDataModule`, `vaelab.data.FashionMNISTDataModule`, `vaelab.data.FreyFacesDataModule`);
 a datamodule class may also provide `SPLIT_SIZES` and `check_files(root)`, which `vaelab.config`
 uses to check a config before any data is read.
 """
@@ -16,6 +16,7 @@ from vaelab.data.binarized_mnist import (
     resolve_data_root,
 )
 from vaelab.data.digits import DigitsDataModule
+from vaelab.data.frey_faces import FreyFacesDataModule, read_frey_faces
 from vaelab.data.idx import read_idx
 from vaelab.data.mnist import DynamicBinarization, FashionMNISTDataModule, MNISTDataModule
 
@@ -28,11 +29,13 @@ __all__ = [
     "DigitsDataModule",
     "DynamicBinarization",
     "FashionMNISTDataModule",
+    "FreyFacesDataModule",
     "InMemoryDataModule",
     "MNISTDataModule",
     "batch_loader",
     "mnist_test_labels",
     "read_amat",
+    "read_frey_faces",
     "read_idx",
     "resolve_data_root",
 ]
