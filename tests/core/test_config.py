@@ -201,6 +201,7 @@ GOOD = [
     "dataset.likelihood=discretized_logistic",
     "dataset=frey_faces",
     "dataset=frey_faces dataset.split_seed=7",
+    "dataset=caltech101_silhouettes",
     "seed=0",
     "seed=4294967295",
     "trainer.max_epochs=-1",
@@ -214,6 +215,7 @@ GOOD = [
     "experiment=vampprior_paper prior=vamp prior.init=data",
     "experiment=vampprior_paper dataset=mnist",
     "experiment=vampprior_paper dataset=frey_faces",
+    "experiment=vampprior_paper dataset=caltech101_silhouettes prior=vamp prior.init=data",
     "experiment=vampprior_paper dataset=fashion_mnist prior=maf",
 ]
 

@@ -2,7 +2,8 @@
 
 Each option of the `dataset` config group names one of these classes as its
 `datamodule._target_` (`vaelab.data.DigitsDataModule`, `vaelab.data.BinarizedMNISTDataModule`,
-`vaelab.data.MNISTDataModule`, `vaelab.data.FashionMNISTDataModule`, `vaelab.data.FreyFacesDataModule`);
+`vaelab.data.MNISTDataModule`, `vaelab.data.FashionMNISTDataModule`, `vaelab.data.FreyFacesDataModule`,
+`vaelab.data.CaltechSilhouettesDataModule`);
 a datamodule class may also provide `SPLIT_SIZES` and `check_files(root)`, which `vaelab.config`
 uses to check a config before any data is read.
 """
@@ -15,6 +16,7 @@ from vaelab.data.binarized_mnist import (
     read_amat,
     resolve_data_root,
 )
+from vaelab.data.caltech_silhouettes import CaltechSilhouettesDataModule
 from vaelab.data.digits import DigitsDataModule
 from vaelab.data.frey_faces import FreyFacesDataModule, read_frey_faces
 from vaelab.data.idx import read_idx
@@ -26,6 +28,7 @@ __all__ = [
     "BatchIndices",
     "BatchLoader",
     "BinarizedMNISTDataModule",
+    "CaltechSilhouettesDataModule",
     "DigitsDataModule",
     "DynamicBinarization",
     "FashionMNISTDataModule",
