@@ -146,3 +146,29 @@ def test_resume_argv_rebuilds_the_runs_command_line(tmp_path):
         resume_argv([f"resume={tmp_path / 'nothing'}"])
     with pytest.raises(ResumeError, match=r"to resume a sweep"):
         resume_argv(["-m", f"resume={run_dir}"])
+
+
+# Dynamically binarized MNIST: training batches drawn afresh at each draw, 4 batches per epoch.
+DYNAMIC = (
+    "dataset=mnist",
+    "dataset.datamodule.limit=400",
+    "trainer=fast",
+    "trainer.max_epochs=3",
+    "eval.num_samples=20",
+    "eval.num_latent_samples=200",
+    "eval.quality.enabled=false",
+    "figures.enabled=false",
+)
+
+
+@pytest.mark.slow  # two short runs on MNIST and a resume
+def test_a_resumed_run_on_dynamic_mnist_draws_the_same_binarizations(tmp_path, monkeypatch):
+    whole = vaelab.run(compose_config(*DYNAMIC, f"run_dir={tmp_path / 'whole'}"))
+    run_dir = tmp_path / "split"
+    signal_at_step(monkeypatch, 6)  # in the middle of the second epoch
+    with pytest.raises(TrainingInterrupted):
+        vaelab.run(compose_config(*DYNAMIC, f"run_dir={run_dir}"))
+    monkeypatch.undo()
+    resumed = vaelab.run(compose_config(*DYNAMIC, f"run_dir={run_dir}", f"resume={run_dir / 'checkpoints/last.ckpt'}"))
+    for key in set(whole) - set(VOLATILE):
+        assert resumed[key] == whole[key], key
