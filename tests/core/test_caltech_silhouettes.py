@@ -22,6 +22,7 @@ def splits(root):
     return CaltechSilhouettesDataModule(root).load()
 
 
+@pytest.mark.slow  # reads and splits the real file
 def test_the_split_has_the_papers_sizes_binary_images_and_every_class(splits):
     assert {split: tuple(x.shape) for split, (x, _) in splits.items()} == {
         "train": (4100, 784),
@@ -34,6 +35,7 @@ def test_the_split_has_the_papers_sizes_binary_images_and_every_class(splits):
     assert everything.mean().item() == pytest.approx(0.5439, abs=1e-4)  # the file's mean: every image once
 
 
+@pytest.mark.slow  # reads and splits the real file
 def test_each_class_is_split_in_the_proportions_of_the_whole(splits):
     counts = {split: torch.bincount(y, minlength=101).double() for split, (_, y) in splits.items()}
     total = sum(counts.values())
@@ -42,11 +44,13 @@ def test_each_class_is_split_in_the_proportions_of_the_whole(splits):
         assert ((count - share * total).abs() <= 1.5).all(), split
 
 
+@pytest.mark.slow  # reads and splits the real file
 def test_the_split_follows_its_seed(root, splits):
     assert torch.equal(CaltechSilhouettesDataModule(root).load()["test"][0], splits["test"][0])
     assert not torch.equal(CaltechSilhouettesDataModule(root, split_seed=1).load()["test"][0], splits["test"][0])
 
 
+@pytest.mark.slow  # reads and splits the real file
 def test_the_images_are_upright_rows_first(splits):
     """The file stores each image column by column; read row by row, the left and right halves of
     a silhouette differ far less than its top and bottom halves do on average (objects stand on a

@@ -38,6 +38,7 @@ def loaded(request):
     return request.param, cfg, datamodule.load()
 
 
+@pytest.mark.slow  # reads the real files: 70000 images, twice
 def test_the_splits_have_the_papers_sizes_values_and_labels(loaded):
     name, cfg, splits = loaded
     _, grey_mean, test_counts = DATASETS[name]
@@ -56,6 +57,7 @@ def test_the_splits_have_the_papers_sizes_values_and_labels(loaded):
     assert all(y.min() == 0 and y.max() == 9 for _, y in splits.values())
 
 
+@pytest.mark.slow  # reads the real files: 70000 images, twice
 def test_validation_and_test_are_binarized_the_same_every_time(loaded):
     name, cfg, splits = loaded
     again = DATASETS[name][0](cfg.dataset.root, limit=2000).load()
@@ -124,6 +126,7 @@ def test_a_resumed_loader_draws_the_binarized_batches_of_the_uninterrupted_one()
     assert all(torch.equal(a, b) for a, b in zip(seen + rest, whole[8:], strict=True))
 
 
+@pytest.mark.slow  # copies the real files
 @pytest.mark.parametrize(
     ("damage", "says"),
     [
@@ -169,20 +172,3 @@ def test_a_file_that_is_not_the_idx_it_should_be_says_what_is_wrong(tmp_path, co
 def _write(path, content: bytes):
     path.write_bytes(gzip.compress(content))
     return path
-
-
-@pytest.mark.slow  # reads the whole of MNIST, trains and evaluates
-def test_a_short_run_on_dynamic_mnist_trains_and_evaluates(tmp_path):
-    cfg = compose_config(
-        "dataset=mnist",
-        "dataset.datamodule.limit=300",
-        "trainer=fast",
-        "figures.enabled=false",
-        "eval.num_samples=10",
-        "eval.num_latent_samples=200",
-        "eval.quality.enabled=false",
-        f"run_dir={tmp_path / 'run'}",
-    )
-    metrics = vaelab.run(cfg)
-    assert metrics["epochs"] == 3 and metrics["eval"]["num_inputs"] == 300
-    assert metrics["test/nll"] <= -metrics["test/elbo"] + 1e-3

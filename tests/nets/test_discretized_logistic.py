@@ -73,6 +73,8 @@ def test_a_short_run_on_the_digits_with_a_discretized_logistic(tmp_path):
         "eval.num_samples=10",
         "eval.num_latent_samples=200",
         "eval.quality.enabled=false",
+        "eval.exact_grid=8",  # a coarse quadrature: the test asks for a finite value, not its precision
+        "eval.exact_prior_grid=32",
         f"run_dir={tmp_path / 'run'}",
     )
     metrics = vaelab.run(cfg)

@@ -151,11 +151,12 @@ def test_resume_argv_rebuilds_the_runs_command_line(tmp_path):
 # Dynamically binarized MNIST: training batches drawn afresh at each draw, 4 batches per epoch.
 DYNAMIC = (
     "dataset=mnist",
-    "dataset.datamodule.limit=400",
+    "dataset.datamodule.limit=200",
+    "batch_size=50",
     "trainer=fast",
     "trainer.max_epochs=3",
-    "eval.num_samples=20",
-    "eval.num_latent_samples=200",
+    "eval.num_samples=10",
+    "eval.num_latent_samples=100",
     "eval.quality.enabled=false",
     "figures.enabled=false",
 )
@@ -164,6 +165,8 @@ DYNAMIC = (
 @pytest.mark.slow  # two short runs on MNIST and a resume
 def test_a_resumed_run_on_dynamic_mnist_draws_the_same_binarizations(tmp_path, monkeypatch):
     whole = vaelab.run(compose_config(*DYNAMIC, f"run_dir={tmp_path / 'whole'}"))
+    assert whole["epochs"] == 3 and whole["eval"]["num_inputs"] == 200
+    assert whole["test/nll"] <= -whole["test/elbo"] + 1e-3
     run_dir = tmp_path / "split"
     signal_at_step(monkeypatch, 6)  # in the middle of the second epoch
     with pytest.raises(TrainingInterrupted):
