@@ -1,6 +1,6 @@
 """Shared fixtures: the real Hydra config composed for tests, one folder for the quality classifiers,
 the short trained runs that many tests read (each trained once when first needed; a test that
-changes one works on a copy of it), and the command-line work started when the session starts
+changes one works on a copy of it), and the command-line work started when the test run starts
 (`helpers.early`)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["CONF", "NEW_PRIORS", "PRIORS", "ROOT", "SIX_PRIORS", "compose_config
 @pytest.fixture(autouse=True, scope="session")
 def quality_cache(tmp_path_factory):
     """The sample-quality classifiers (eval.quality.cache_dir = $VAELAB_CACHE) of every test, and of the
-    processes they start, go to one temporary folder: trained once per session, never in the home folder."""
+    processes they start, go to one temporary folder: trained once per test run, never in the home folder."""
     folder = tmp_path_factory.mktemp("vaelab_cache")
     previous = os.environ.get("VAELAB_CACHE")
     os.environ["VAELAB_CACHE"] = str(folder)
@@ -59,7 +59,7 @@ def one_thread():
 
 @pytest.fixture(autouse=True, scope="session")
 def early(request, tmp_path_factory, quality_cache):
-    """The early work of every module that has tests in this session, started now in the order its
+    """The early work of every module that has tests in this run, started now in the order its
     tests will run (`helpers.early`), with the quality cache set for their processes;
     `early.result(work)` waits for one. While there is early work, this process uses one torch thread."""
     work = Early(tmp_path_factory)

@@ -70,7 +70,7 @@ _STARTED: weakref.WeakSet[Started] = weakref.WeakSet()
 
 
 def stop_all() -> None:
-    """Kills every started command still running (at the end of a session cut short)."""
+    """Kills every started command still running (at the end of a test run cut short)."""
     for started in list(_STARTED):
         if started.running():
             started.process.kill()

@@ -1,11 +1,11 @@
-"""Command-line work started when the session starts, in a thread of the test process: its child
+"""Command-line work started when the test run starts, in a thread of the test process: its child
 processes run on the second core while the tests in this process (one torch thread) run on the
 first, and the fixture that needs the work waits for its result.
 
 A test module names its work in `EARLY`: functions that take a fresh folder and return what the
 module's slow tests read. They may start processes and read and write files, never torch or Hydra
 in this process (the thread runs beside the tests). A module's work starts when one of its slow
-tests is in the session, and those tests run after all others
+tests is in the run, and those tests run after all others
 (`conftest.pytest_collection_modifyitems`), so that the work has had time to get done; a test run
 alone starts the work when its fixture asks for it.
 """
@@ -32,7 +32,7 @@ def has_early_work(item: pytest.Item) -> bool:
 
 
 class Early:
-    """The session's early work, run one function at a time (each starts its processes side by
+    """The test run's early work, run one function at a time (each starts its processes side by
     side) in the order it was started."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory):
@@ -51,6 +51,6 @@ class Early:
         return self._futures[work].result()
 
     def close(self) -> None:
-        """At the end of the session: work not yet begun is dropped, processes still running are killed."""
+        """At the end of the test run: work not yet begun is dropped, processes still running are killed."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         stop_all()

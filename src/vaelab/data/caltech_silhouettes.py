@@ -14,7 +14,7 @@ import torch
 
 from vaelab.data.batches import InMemoryDataModule
 from vaelab.data.binarized_mnist import resolve_data_root
-from vaelab.data.idx import check_md5
+from vaelab.data.checks import check_published_files
 from vaelab.errors import DataFormatError
 
 __all__ = ["CaltechSilhouettesDataModule"]
@@ -36,16 +36,8 @@ class CaltechSilhouettesDataModule(InMemoryDataModule):
 
     @staticmethod
     def check_files(root: str | Path) -> None:
-        """The folder holds the .mat file with its md5 (vaelab.config calls this before any work)."""
-        folder = resolve_data_root(root)
-        if not folder.is_dir():
-            raise DataFormatError(
-                f"dataset.root={str(root)!r} is not allowed: no such folder (looked in {folder.resolve()}); "
-                f"it should hold {FILE}"
-            )
-        if not (folder / FILE).is_file():
-            raise DataFormatError(f"{folder / FILE}: file not found (expected the Caltech 101 Silhouettes file)")
-        check_md5(folder / FILE, MD5)
+        """The folder holds {FILE} with its published md5 (vaelab.config calls this before any work)."""
+        check_published_files(root, {FILE: MD5}, "Caltech 101 Silhouettes")
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         from scipy.io import loadmat  # scipy and scikit-learn: when the data are read, not at import

@@ -16,7 +16,7 @@ import torch
 
 from vaelab.data.batches import InMemoryDataModule
 from vaelab.data.binarized_mnist import resolve_data_root
-from vaelab.data.idx import check_md5
+from vaelab.data.checks import check_md5, check_published_files
 from vaelab.errors import DataFormatError
 
 __all__ = ["FreyFacesDataModule", "read_frey_faces"]
@@ -72,16 +72,8 @@ class FreyFacesDataModule(InMemoryDataModule):
 
     @staticmethod
     def check_files(root: str | Path) -> None:
-        """The folder holds `freyfaces.pkl` with its md5 (vaelab.config calls this before any work)."""
-        folder = resolve_data_root(root)
-        if not folder.is_dir():
-            raise DataFormatError(
-                f"dataset.root={str(root)!r} is not allowed: no such folder (looked in {folder.resolve()}); "
-                f"it should hold {FILE}"
-            )
-        if not (folder / FILE).is_file():
-            raise DataFormatError(f"{folder / FILE}: file not found (expected the Frey Faces pickle)")
-        check_md5(folder / FILE, MD5)
+        """The folder holds {FILE} with its published md5 (vaelab.config calls this before any work)."""
+        check_published_files(root, {FILE: MD5}, "Frey Faces")
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         self.check_files(self.root)

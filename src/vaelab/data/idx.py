@@ -7,27 +7,18 @@ the number of items and their shape) and says in one line which file is wrong an
 from __future__ import annotations
 
 import gzip
-import hashlib
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from vaelab.data.checks import check_md5
 from vaelab.errors import DataFormatError
 
-__all__ = ["check_md5", "read_idx"]
+__all__ = ["read_idx"]
 
 # The magic number of an IDX file of unsigned bytes: 0x0000 08 <number of dimensions>.
 IDX_UBYTE = 0x08
-
-
-def check_md5(path: Path, md5: str, content: bytes | None = None) -> None:
-    """The file's md5 is the published one (a damaged or different file is one line naming it)."""
-    found = hashlib.md5(path.read_bytes() if content is None else content).hexdigest()
-    if found != md5:
-        raise DataFormatError(
-            f"{path}: md5 {found} is not the published {md5} (a damaged or different file; copy it again)"
-        )
 
 
 def read_idx(path: str | Path, shape: tuple[int, ...], md5: str | None = None) -> np.ndarray:

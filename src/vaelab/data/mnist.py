@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 
 from vaelab.data.batches import Batch, InMemoryDataModule
 from vaelab.data.binarized_mnist import resolve_data_root
-from vaelab.data.idx import check_md5, read_idx
-from vaelab.errors import DataFormatError
+from vaelab.data.checks import check_published_files
+from vaelab.data.idx import read_idx
 
 __all__ = ["DynamicBinarization", "FashionMNISTDataModule", "MNISTDataModule"]
 
@@ -81,17 +81,7 @@ class MNISTDataModule(InMemoryDataModule):
     def check_files(cls, root: str | Path) -> None:
         """The folder holds the four files with their published md5s (vaelab.config calls this at
         start-up, before any work: a damaged file is one line and no run directory)."""
-        folder = resolve_data_root(root)
-        names = ", ".join(name for name, _ in cls.FILES.values())
-        if not folder.is_dir():
-            raise DataFormatError(
-                f"dataset.root={str(root)!r} is not allowed: no such folder (looked in {folder.resolve()}); "
-                f"it should hold the {cls.NAME} files {names}"
-            )
-        for name, md5 in cls.FILES.values():
-            if not (folder / name).is_file():
-                raise DataFormatError(f"{folder / name}: file not found (one of the {cls.NAME} files {names})")
-            check_md5(folder / name, md5)
+        check_published_files(root, dict(cls.FILES.values()), cls.NAME)
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         self.check_files(self.root)
