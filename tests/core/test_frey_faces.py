@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 import torch
-from helpers import compose_config
+from helpers import SHORT_RUN, compose_config
 
 import vaelab
 from vaelab.data import FreyFacesDataModule, read_frey_faces, resolve_data_root
@@ -66,18 +66,7 @@ def test_a_changed_file_is_one_line_before_any_work(tmp_path, root):
 
 
 def test_a_short_run_on_frey_faces_reports_nats_and_bits_per_dimension(tmp_path):
-    metrics = vaelab.run(
-        compose_config(
-            "dataset=frey_faces",
-            "trainer=fast",
-            "figures.enabled=false",
-            "eval.num_samples=10",
-            "eval.num_latent_samples=200",
-            "eval.exact=false",
-            "eval.quality.enabled=false",
-            f"run_dir={tmp_path / 'run'}",
-        )
-    )
+    metrics = vaelab.run(compose_config("dataset=frey_faces", *SHORT_RUN, f"run_dir={tmp_path / 'run'}"))
     assert metrics["eval"]["num_inputs"] == 200
     assert math.isfinite(metrics["test/nll"]) and metrics["test/nll"] <= -metrics["test/elbo"] + 1e-3
     assert metrics["test/bpd"] == pytest.approx(metrics["test/nll"] / (560 * math.log(2)))
