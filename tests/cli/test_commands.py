@@ -53,6 +53,21 @@ def test_no_command_imports_torch_before_it_has_work(module):
     assert result.stdout == "False\n"
 
 
+def test_train_answers_a_bad_value_before_it_imports_lightning(tmp_path):
+    """The values are checked first: a mistake is one line in the time torch takes to import."""
+    code = (
+        "import sys\n"
+        "from vaelab.cli.train import main\n"
+        "try:\n"
+        "    main(['prior=mog', 'prior.num_components=0'])\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, 'pytorch_lightning' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.stdout == "error: prior.num_components=0 is not allowed: must be a positive integer False\n"
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()], "no run directory is left"
+
+
 def test_train_prints_its_config_without_training(tmp_path):
     result = subprocess.run(
         [command("vaelab-train"), "prior=vamp", "--cfg", "job"],

@@ -14,6 +14,7 @@ imports nothing heavy (torch, Lightning) until a job runs, so `--cfg job` and `-
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import hydra
 from omegaconf import DictConfig
@@ -30,31 +31,45 @@ def task(cfg: DictConfig) -> float:
     """One job: train, test and write the run directory, then the post-hoc refits it asks for.
     A vaelab error ends the process with one line; a signal with 128 + its number."""
     # Imported when a job runs, not with the module: `--cfg job` and `--help` need none of it.
-    from hydra.core.hydra_config import HydraConfig
-
     from vaelab.cli import sweep
+    from vaelab.config import check_config  # torch, not Lightning: a bad value is answered in a moment
     from vaelab.errors import ConfigError
-    from vaelab.posthoc.jobs import refit_job, requested
-    from vaelab.rundir import remove_unused_run_dir
-    from vaelab.training.fit import run
-    from vaelab.training.signals import TrainingInterrupted
 
     if sweep.in_multirun():  # a failed job is recorded in its directory; the other jobs go on
         return sweep.run_job(cfg)
     try:
+        check_config(cfg)  # before Lightning and the training code are imported
+    except ConfigError as error:
+        _exit_before_any_work(error)
+
+    from vaelab.posthoc.jobs import refit_job, requested
+    from vaelab.training.fit import run
+    from vaelab.training.signals import TrainingInterrupted
+
+    try:
         requested(cfg)  # posthoc=[mog, ...]: the names, checked before training
         metrics = run(cfg)
         failed = refit_job(cfg) if cfg.get("posthoc") else []
+    except ConfigError as error:
+        _exit_before_any_work(error)
     except VaelabError as error:
-        if isinstance(error, ConfigError):  # rejected before any work: leave no run directory behind
-            hydra = HydraConfig.get()
-            remove_unused_run_dir(hydra.runtime.output_dir, f"{hydra.job.name}.log")
         sys.exit(f"error: {error}")
     except TrainingInterrupted as error:
         sys.exit(error.exit_status)
     if failed:
         sys.exit(f"error: the post-hoc fit of {', '.join(failed)} failed (see {cfg.run_dir}/posthoc/*/failed.json)")
     return metrics.get("test/loss", float("nan"))
+
+
+def _exit_before_any_work(error: VaelabError) -> NoReturn:
+    """A job rejected before any work: its one line, and no run directory left behind."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from vaelab.rundir import remove_unused_run_dir
+
+    hydra = HydraConfig.get()
+    remove_unused_run_dir(hydra.runtime.output_dir, f"{hydra.job.name}.log")
+    sys.exit(f"error: {error}")
 
 
 def main(argv: list[str] | None = None) -> None:
