@@ -9,6 +9,8 @@ import pytest
 import torch
 from helpers import CONF, PRIORS, compose_config
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 import vaelab
 import vaelab.data
@@ -276,9 +278,37 @@ def test_a_missing_data_file_is_found_before_any_work(make_cfg, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("overrides", ["", "prior=vamp trainer=fast", "experiment=vampprior_paper prior=maf"])
+SAME_AS_COMPOSE = [
+    "",
+    "prior=vamp trainer=fast",
+    "experiment=vampprior_paper prior=maf",
+    "prior=vamp prior.init=data prior.num_components=5 trainer=fast",
+    "dataset=mnist experiment=vampprior_paper dataset.binarize=false dataset.input_max=255",
+    "dataset.likelihood=discretized_logistic dataset.num_levels=17 latent_dim=3",
+    "+optimizer.betas=[0.5,0.9] ~early_stopping +trainer.gradient_clip_val=1.5 seed=7",
+    "prior=mog latent_dim=${batch_size}",
+]
+
+
+@pytest.mark.parametrize("overrides", SAME_AS_COMPOSE)
 def test_the_tests_compose_the_config_the_command_line_composes(overrides):
-    """compose_config leaves out Hydra's logging and help configs, which compose drops anyway."""
+    """compose_config leaves out Hydra's logging and help configs, which compose drops anyway, and
+    composes each choice of groups once."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         full = compose("train", overrides=overrides.split())
-    assert compose_config(*overrides.split()) == full
+    for _ in range(2):  # the first composes the groups, the second reuses them
+        cfg = compose_config(*overrides.split())
+        assert cfg == full and OmegaConf.is_struct(cfg)
+        cfg.seed = 12345  # a test may change its config: the next one does not see it
+
+
+@pytest.mark.parametrize("overrides", ["latent_dmi=3", "+seed=1", "~nothing", "prior.nope=1"])
+def test_the_tests_compose_rejects_what_compose_rejects(overrides):
+    with (
+        initialize_config_dir(config_dir=str(CONF), version_base="1.3"),
+        pytest.raises(ConfigCompositionException) as expected,
+    ):
+        compose("train", overrides=[overrides])
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(overrides)
+    assert str(error.value) == str(expected.value)
