@@ -5,11 +5,12 @@ parallelism; a damaged file is one line naming it, before any work."""
 from __future__ import annotations
 
 import gzip
+import math
 import shutil
 
 import pytest
 import torch
-from helpers import compose_config
+from helpers import SHORT_RUN, compose_config
 
 import vaelab
 from vaelab.data import (
@@ -172,3 +173,25 @@ def test_a_file_that_is_not_the_idx_it_should_be_says_what_is_wrong(tmp_path, co
 def _write(path, content: bytes):
     path.write_bytes(gzip.compress(content))
     return path
+
+
+def test_binarize_false_alone_switches_to_grey_levels_and_their_likelihood():
+    cfg = compose_config("dataset=fashion_mnist", "dataset.binarize=false", "run_dir=unused")
+    assert cfg.dataset.input_max == 255 and cfg.encoder.input_scale == 255
+    assert cfg.decoder.likelihood == "discretized_logistic" and cfg.decoder.num_levels == 256
+    binary = compose_config("dataset=fashion_mnist", "run_dir=unused")
+    assert binary.dataset.input_max == 1 and binary.decoder.likelihood == "bernoulli"
+
+
+@pytest.mark.slow  # reads the real files
+def test_a_short_run_on_grey_level_mnist_reports_nats_and_bits_per_dimension(tmp_path):
+    cfg = compose_config(
+        "dataset=mnist",
+        "dataset.binarize=false",
+        "dataset.datamodule.limit=256",
+        *SHORT_RUN,
+        f"run_dir={tmp_path / 'run'}",
+    )
+    metrics = vaelab.run(cfg)
+    assert cfg.decoder.likelihood == "discretized_logistic" and math.isfinite(metrics["test/bpd"])
+    assert metrics["test/bpd"] == pytest.approx(metrics["test/nll"] / (784 * math.log(2)))

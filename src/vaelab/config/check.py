@@ -158,6 +158,13 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             raise _error(key, value(key), f"must equal {reference} ({value(reference)!r})")
     likelihood = value("decoder.likelihood")
     levels, data_min, data_max = value("decoder.num_levels"), value("dataset.input_min"), value("dataset.input_max")
+    if value("dataset.binarize") is False and data_max != 255:
+        raise _error(
+            "dataset.binarize",
+            False,
+            f"with dataset.input_max={data_max}: grey levels run 0..255, so leave dataset.input_max at 255 "
+            "(dataset.binarize=false sets it, and the likelihood over 256 levels)",
+        )
     if likelihood == "categorical" and not (is_int(levels) and levels >= 2):
         raise _error("decoder.num_levels", levels, "must be an integer >= 2")
     if likelihood == "categorical" and data_max is not None and (data_min < 0 or levels < data_max + 1):
@@ -179,13 +186,6 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             "decoder.likelihood",
             likelihood,
             f"categorical for data with values {data_min}..{data_max} (bernoulli needs data in 0..1)",
-        )
-    if value("dataset.binarize") is False and data_max != 255:
-        raise _error(
-            "dataset.binarize",
-            False,
-            f"with dataset.input_max={data_max}: grey levels run 0..255, so set dataset.input_max=255 and a "
-            "likelihood over 256 levels (dataset.likelihood=discretized_logistic dataset.num_levels=256)",
         )
     shape, input_dim = value("dataset.image_shape"), value("dataset.input_dim")
     if shape is not None and input_dim is not None and math.prod(shape) != input_dim:
