@@ -171,11 +171,12 @@ def render(fig: Figure) -> np.ndarray:
 
 
 def tile(images: np.ndarray, ncols: int | None = None, pad: int = 1, pad_value: float = 0.5) -> np.ndarray:
-    """(N, H, W) images in [0, 1] → one (rows*(H+pad)+pad, ncols*(W+pad)+pad) grid, row-major."""
-    n, h, w = images.shape
+    """(N, H, W) grey or (N, H, W, C) colour images in [0, 1] → one grid of
+    (rows*(H+pad)+pad, ncols*(W+pad)+pad[, C]) pixels, row-major."""
+    n, h, w = images.shape[:3]
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), pad_value, dtype=np.float32)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, *images.shape[3:]), pad_value, dtype=np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, ncols)
         grid[pad + r * (h + pad) : (r + 1) * (h + pad), pad + c * (w + pad) : (c + 1) * (w + pad)] = image
@@ -183,26 +184,27 @@ def tile(images: np.ndarray, ncols: int | None = None, pad: int = 1, pad_value: 
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4, pad_value: float = 1.0) -> np.ndarray:
-    """Two equally tall grids with a `gap`-pixel separator column between them."""
-    separator = np.full((left.shape[0], gap), pad_value, dtype=left.dtype)
+    """Two equally tall grids (grey or colour) with a `gap`-pixel separator column between them."""
+    separator = np.full((left.shape[0], gap, *left.shape[2:]), pad_value, dtype=left.dtype)
     return np.concatenate([left, separator, right], axis=1)
 
 
-def upscale(images: np.ndarray, min_tile: int, tile_side: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of the last two axes, so that a tile of `tile_side` pixels
-    becomes at least `min_tile` pixels (8x8 digits are invisible at their own size)."""
+def upscale(grid: np.ndarray, min_tile: int, tile_side: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of a (H, W) or (H, W, C) picture, so that a tile of `tile_side`
+    pixels becomes at least `min_tile` pixels (8x8 digits are invisible at their own size)."""
     factor = max(1, math.ceil(min_tile / tile_side))
-    return np.kron(images, np.ones((1,) * (images.ndim - 2) + (factor, factor), dtype=images.dtype))
+    return grid.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def to_unit(x: torch.Tensor, low: float, high: float, shape) -> np.ndarray:
-    """Flat images in data units [low, high] → (N, H, W) floats in [0, 1]."""
+    """Flat images in data units [low, high] → (N, H, W) or, for a shape (H, W, C), (N, H, W, C)
+    floats in [0, 1]."""
     x = ((x.detach().float().cpu() - low) / max(high - low, 1e-12)).clamp(0, 1)
     return x.reshape(-1, *shape).numpy()
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
-    """Save a (H, W) float image in [0, 1] or a (H, W, 3) uint8 image as PNG, pixel for pixel."""
+    """Save a (H, W) or (H, W, 3) float image in [0, 1], or a uint8 one, as PNG, pixel for pixel."""
     if image.dtype != np.uint8:
         image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,9 @@ BAD = [
     ("dataset=fashion_mnist dataset.binarize=maybe", "dataset.binarize='maybe'", "true or false"),
     ("dataset=frey_faces dataset.split_seed=-1", "dataset.split_seed=-1", "integer from 0 to 4294967295"),
     ("dataset=frey_faces dataset.num_levels=17", "decoder.num_levels=17", "must be 256 for data with values 0..255"),
+    ("dataset.likelihood=continuous_bernoulli", "decoder.likelihood='continuous_bernoulli'", "needs data in [0, 1]"),
+    ("dataset=images dataset.root=/x dataset.val_fraction=0", "dataset.val_fraction=0", "fraction between 0 and 1"),
+    ("dataset=arrays dataset.path=/x.npz dataset.test_fraction=1.5", "dataset.test_fraction=1.5", "fraction between 0 and 1"),
     ("dataset=mnist dataset.binarize=false dataset.input_max=1", "dataset.binarize=false", "leave dataset.input_max at 255"),
     # early stopping, evaluation, figures
     ("early_stopping.monitor=val/elbo", "early_stopping.monitor='val/elbo'", "val/loss"),

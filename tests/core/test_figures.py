@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.distributions import Independent, Normal
 
 from vaelab import figures as F
@@ -42,7 +43,26 @@ def test_tile_places_image_i_at_row_i_div_ncols():
     grid = F.tile(images, ncols=3, pad=1)
     assert grid.shape == (3 * 3 + 1, 3 * 4 + 1)
     assert grid[1 + 2 * 3, 1 + 0 * 4] == pytest.approx(0.6)  # image 6: row 2, column 0
-    assert F.upscale(images, min_tile=8, tile_side=2).shape == (7, 8, 12)
+    assert F.upscale(grid, min_tile=8, tile_side=2).shape == (4 * (3 * 3 + 1), 4 * (3 * 4 + 1))
+    assert F.upscale(grid, min_tile=8, tile_side=2)[4 * (1 + 2 * 3) + 3, 4 * 1] == pytest.approx(0.6)
+
+
+def test_colour_images_tile_side_by_side_upscale_and_save_as_rgb(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(5, 2, 3, 3))  # (N, H, W, C)
+    grid = F.tile(images, ncols=2, pad=1)
+    assert grid.shape == (3 * 3 + 1, 2 * 4 + 1, 3)
+    assert np.array_equal(grid[1 + 3 : 1 + 3 + 2, 1 + 4 : 1 + 4 + 3], images[3].astype(np.float32))  # row 1, column 1
+    both = F.side_by_side(grid, grid, gap=2)
+    assert both.shape == (10, 2 * 9 + 2, 3) and np.all(both[:, 9:11] == 1.0)
+    big = F.upscale(both, min_tile=6, tile_side=2)
+    assert big.shape == (30, 60, 3) and np.array_equal(big[::3, ::3], both)
+    F.save_png(big, tmp_path / "colour.png")
+    with Image.open(tmp_path / "colour.png") as saved:
+        assert saved.mode == "RGB" and saved.size == (60, 30)
+        assert np.array_equal(np.asarray(saved), np.round(big * 255).astype(np.uint8))
+    flat = torch.from_numpy(images.reshape(5, -1) * 255)
+    assert np.allclose(F.to_unit(flat, 0, 255, [2, 3, 3]), images)
 
 
 @pytest.mark.parametrize("labels, entries, title", [

@@ -13,8 +13,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers.commands import start_train, with_python_path
+import yaml
+from helpers.commands import start_evaluate, start_train, with_python_path
+from helpers.own_data import grey_images, write_images
 from helpers.runs import EPOCH_LINE, epoch_lines
 from helpers.user_prior import write_user_prior
 
@@ -39,12 +42,15 @@ def run_commands(root: Path) -> dict[str, tuple[subprocess.CompletedProcess, Pat
         folder = root / str(number)
         runs[overrides] = folder, start_train(*overrides.split(), f"hydra.run.dir={folder / 'run'}", folder=folder)
     user_dir = write_user_prior(root / "user")
+    images = write_images(user_dir / "images", grey_images(200, (8, 8)), [f"class_{i % 4}" for i in range(200)])
     runs["student_t"] = (
         user_dir,
         start_train(
             "--config-dir",
             str(user_dir / "conf"),
             "prior=student_t",
+            "dataset=images",
+            f"dataset.root={images.relative_to(user_dir)}",  # relative to where the command runs
             *TINY,
             f"hydra.run.dir={user_dir / 'run'}",
             folder=user_dir / "output",
@@ -52,7 +58,19 @@ def run_commands(root: Path) -> dict[str, tuple[subprocess.CompletedProcess, Pat
             env=with_python_path(user_dir),
         ),
     )
-    return {name: (started.result(), folder / "run") for name, (folder, started) in runs.items()}
+    arrays = root / "arrays"
+    arrays.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(arrays / "data.npz", x=rng.uniform(size=(150, 7, 3)), y=rng.integers(0, 3, 150))
+    run = start_train(
+        "dataset=arrays", f"dataset.path={arrays / 'data.npz'}", *TINY, f"hydra.run.dir={arrays / 'run'}", folder=arrays
+    )
+    done = {name: (started.result(), folder / "run") for name, (folder, started) in runs.items()}
+    done["arrays"] = run.result(), arrays / "run"
+    if done["arrays"][0].returncode == 0:  # evaluated again, from the saved run: its test fails otherwise
+        again = start_evaluate(str(arrays / "run"), "--json", str(arrays / "again.json"), folder=arrays / "again")
+        done["arrays evaluated"] = again.result(), arrays / "run"
+    return done
 
 
 EARLY = (run_commands,)
@@ -103,6 +121,30 @@ def test_a_user_prior_trains_is_evaluated_and_drawn(commands):
     for name in ("latent", "samples", "reconstructions"):
         assert (run_dir / f"{name}.png").stat().st_size > 1000, name
     assert "_target_: my_priors.StudentTPrior" in (run_dir / "config.yaml").read_text()
+
+
+def test_own_images_with_a_user_prior_train_with_their_classes_as_labels(commands):
+    """The user's prior above trained on the user's own folder of images, four class subfolders,
+    named relative to the folder the command runs in."""
+    result, run_dir = commands["student_t"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())["dataset"]
+    assert config["root"] == str(run_dir.parent / "images")  # saved as an absolute path
+    assert (config["input_dim"], config["image_shape"], config["likelihood"]) == (64, [8, 8], "discretized_logistic")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["eval"]["quality_num_reference"] == 20  # the labelled test images: the classifier had labels
+
+
+def test_an_npz_file_trains_and_its_run_is_evaluated_again_to_the_same_numbers(commands):
+    result, run_dir = commands["arrays"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())["dataset"]
+    assert (config["input_dim"], config["image_shape"], config["likelihood"]) == (21, [7, 3], "continuous_bernoulli")
+    again, _ = commands["arrays evaluated"]
+    assert again.returncode == 0, again.stderr[-3000:]
+    before = json.loads((run_dir / "metrics.json").read_text())
+    after = json.loads((run_dir.parent / "again.json").read_text())
+    assert after["test/nll"] == before["test/nll"] and after["test/kl"] == before["test/kl"]
 
 
 def test_output_to_a_pipe_has_one_line_per_epoch_no_bar_and_train_log_has_the_same(commands):

@@ -32,13 +32,16 @@ def task(cfg: DictConfig) -> float:
     A vaelab error ends the process with one line; a signal with 128 + its number."""
     # Imported when a job runs, not with the module: `--cfg job` and `--help` need none of it.
     from vaelab.cli import sweep
-    from vaelab.config import check_config  # torch, not Lightning: a bad value is answered in a moment
+
+    # torch, not Lightning: a bad value is answered in a moment
+    from vaelab.config import check_config, complete_dataset
     from vaelab.errors import ConfigError
 
     if sweep.in_multirun():  # a failed job is recorded in its directory; the other jobs go on
         return sweep.run_job(cfg)
     try:
-        check_config(cfg)  # before Lightning and the training code are imported
+        complete_dataset(cfg)  # own data: the keys its images or arrays decide
+        check_config(cfg)  # before Lightning and the training code are imported (but for own data)
     except ConfigError as error:
         _exit_before_any_work(error)
 

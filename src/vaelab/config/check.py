@@ -181,6 +181,12 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             f"must be {data_max + 1} for data with values {data_min}..{data_max} "
             "(a discretized logistic has one level per value 0..num_levels-1)",
         )
+    if likelihood == "continuous_bernoulli" and data_max is not None and (data_min, data_max) != (0, 1):
+        raise _error(
+            "decoder.likelihood",
+            likelihood,
+            f"a likelihood for values {data_min}..{data_max} (continuous_bernoulli needs data in [0, 1])",
+        )
     if likelihood == "bernoulli" and data_max is not None and (data_min, data_max) != (0, 1):
         raise _error(
             "decoder.likelihood",

@@ -14,6 +14,8 @@ from typing import Any
 from vaelab.nets import ACTIVATIONS, LIKELIHOODS
 from vaelab.priors import PSEUDO_INPUT_INITS
 
+DATA_TYPES = ("auto", "binary", "levels", "continuous")  # dataset.type of one's own data (vaelab.data.own)
+
 __all__ = [
     "CHECKS",
     "CHOICES",
@@ -147,6 +149,10 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.input_max": (is_real, "must be a finite number"),
     "dataset.likelihood": (lambda v: v in LIKELIHOODS, f"choose one of {', '.join(LIKELIHOODS)}"),
     "dataset.root": (lambda v: isinstance(v, str) and bool(v), "must be a folder"),
+    "dataset.path": (lambda v: isinstance(v, str) and bool(v), "must be a file"),
+    "dataset.type": (lambda v: v in DATA_TYPES, f"choose one of {', '.join(DATA_TYPES)}"),
+    "dataset.val_fraction": (lambda v: is_real(v) and 0 < v < 1, "must be a fraction between 0 and 1"),
+    "dataset.test_fraction": (lambda v: is_real(v) and 0 < v < 1, "must be a fraction between 0 and 1"),
     "dataset.binarize": (lambda v: isinstance(v, bool), "must be true or false"),
     "dataset.split_seed": (lambda v: is_int(v) and 0 <= v < 2**32, "must be an integer from 0 to 4294967295"),
     "dataset.datamodule.batch_size": (is_positive_int, "must be a positive integer"),

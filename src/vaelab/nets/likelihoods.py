@@ -9,7 +9,9 @@ from torch.distributions.utils import broadcast_all, lazy_property, logits_to_pr
 
 __all__ = ["LIKELIHOODS", "DiscretizedLogistic", "LazyCategorical"]
 
-LIKELIHOODS = ("categorical", "bernoulli", "discretized_logistic")
+# continuous_bernoulli: torch's ContinuousBernoulli (Loaiza-Ganem & Cunningham, 2019), a proper density
+# on [0, 1] for data that are continuous there (the Bernoulli's log_prob on such data is not one).
+LIKELIHOODS = ("categorical", "bernoulli", "discretized_logistic", "continuous_bernoulli")
 
 
 class LazyCategorical(Categorical):

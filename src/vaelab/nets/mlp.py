@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, ContinuousBernoulli, Distribution, Independent, Normal
 
 from vaelab.nets.layers import mlp
 from vaelab.nets.likelihoods import DiscretizedLogistic, LazyCategorical
@@ -52,9 +52,9 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """p(x|z), factorised over pixels: categorical over `num_levels` values, Bernoulli, or a
-    logistic discretized to `num_levels` grey levels (its location in 0..num_levels-1 through a
-    sigmoid, its log-scale bounded below by LOG_SCALE_MIN)."""
+    """p(x|z), factorised over pixels: categorical over `num_levels` values, Bernoulli, a logistic
+    discretized to `num_levels` grey levels (its location in 0..num_levels-1 through a sigmoid, its
+    log-scale bounded below by LOG_SCALE_MIN), or a continuous Bernoulli density on [0, 1]."""
 
     LOG_SCALE_MIN = -3.0  # a scale of 0.05 grey levels: all but certain of one level
 
@@ -84,6 +84,8 @@ class MLPDecoder(nn.Module):
             location = (self.num_levels - 1) * torch.sigmoid(location)
             log_scale = log_scale.clamp_min(self.LOG_SCALE_MIN)
             return Independent(DiscretizedLogistic(location, log_scale, self.num_levels, validate_args=False), 1)
+        if self.likelihood == "continuous_bernoulli":
+            return Independent(ContinuousBernoulli(logits=logits, validate_args=False), 1)
         return Independent(Bernoulli(logits=logits, validate_args=False), 1)
 
     def mean(self, z: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,6 @@ class MLPDecoder(nn.Module):
         if self.likelihood == "categorical":
             levels = torch.arange(self.num_levels, dtype=z.dtype, device=z.device)
             return dist.probs @ levels
-        if self.likelihood == "discretized_logistic":
-            return dist.mean
+        if self.likelihood in ("discretized_logistic", "continuous_bernoulli"):
+            return dist.mean  # (a continuous Bernoulli's parameter is not its mean)
         return dist.probs

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 
 from vaelab import rundir
-from vaelab.config import check_config
+from vaelab.config import check_config, complete_dataset
 from vaelab.errors import ResumeError, WriteError
 from vaelab.evaluation.runner import evaluate_test_set
 from vaelab.evaluation.table import format_table
@@ -110,6 +110,7 @@ def run(
     `interrupted.json` are written (`vaelab.training.signals`). A file that cannot be written
     (a full disk) raises `WriteError`, whose one line names the file, the complete checkpoint that
     is kept and the command that resumes from it."""
+    complete_dataset(cfg)  # own data: the keys its images or arrays decide
     check_config(cfg)
     run = RunDir(cfg.run_dir)
     resume_from = resume_checkpoint(cfg, run)  # checked before anything is written

@@ -81,12 +81,17 @@ def data_range(model: pl.LightningModule, x: torch.Tensor) -> tuple[float, float
     return float(x.min()), float(x.max())
 
 
+def _channels_first(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) grey or (N, H, W, C) colour images → (N, C, H, W), as the projector's sprite takes them."""
+    return images[:, None] if images.dim() == 3 else images.permute(0, 3, 1, 2)
+
+
 @torch.no_grad()
 def image_grids(
     model: pl.LightningModule, x: torch.Tensor, image_shape, num_samples: int = 64, min_tile: int = 32
 ) -> dict[str, np.ndarray]:
-    """{"samples", "reconstructions"[, "pseudo_inputs"]} → (H, W) images in [0, 1], tiles upscaled
-    (nearest neighbour) to at least `min_tile` pixels."""
+    """{"samples", "reconstructions"[, "pseudo_inputs"]} → (H, W) grey or (H, W, C) colour pictures
+    in [0, 1], tiles upscaled (nearest neighbour) to at least `min_tile` pixels."""
     low, high = data_range(model, x)
     decoder_mean = getattr(model.decoder, "mean", None) or (lambda z: model.decode(z).mean)
     unit = lambda images: F.to_unit(images, low, high, image_shape)
@@ -208,7 +213,7 @@ class LatentFigures(pl.Callback):
             projector = (
                 mu.cpu(),
                 data[1].tolist(),
-                None if thumbnails is None else torch.from_numpy(thumbnails)[:, None],
+                None if thumbnails is None else _channels_first(torch.from_numpy(thumbnails)),
             )
         title = f"{type(model.prior).__name__}, {when}"
         job = lambda: self._finish(trainer.loggers, pictures, view, title, files, step, projector)
