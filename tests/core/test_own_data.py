@@ -179,13 +179,19 @@ def test_a_damaged_input_is_one_line_naming_the_file_and_no_run_directory(tmp_pa
          "dataset.input_dim=10 is not allowed: the data have 16; leave it null to take it from them"),
         (("dataset=arrays", "dataset.path=DATA", "dataset.type=binary"),
          "dataset.type='binary' is not allowed: DATA has values in [0, 16] (they look like levels: dataset.type=auto)"),
+        (("dataset=arrays", "dataset.path=DATA", "prior=vamp", "prior.init=data", "prior.num_components=50"),
+         "prior.num_components=50 is not allowed: at most 32 with prior.init=data (the training split has 32 "
+         "examples to copy); or prior.init=random"),
+        (("dataset=arrays", "dataset.path=DATA", "dataset.val_fraction=0.01"),
+         "DATA: 40 examples cannot be split into train, val (0.01), test (0.1): give more examples or other "
+         "dataset.val_fraction / dataset.test_fraction"),
         (("dataset=arrays", "dataset.path=DATA", "dataset.type=shades"),
          "dataset.type='shades' is not allowed: choose one of auto, binary, levels, continuous"),
     ],
 )  # fmt: skip
 def test_a_missing_source_or_a_value_the_data_contradict_is_one_line(tmp_path, overrides, says):
     data = tmp_path / "data.npz"
-    np.savez(data, x=np.arange(16 * 5).reshape(5, 16) % 17)
+    np.savez(data, x=np.arange(16 * 40).reshape(40, 16) % 17)
     overrides = [override.replace("DATA", str(data)) for override in overrides]
     cfg = compose_config(*overrides, *SHORT_RUN, f"run_dir={tmp_path / 'run'}")
     with pytest.raises(ConfigError) as error:

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.config.check import _error, _locate
-from vaelab.config.keys import CHECKS
+from vaelab.config.keys import CHECKS, is_int
 
 __all__ = ["DESCRIBED", "complete_dataset"]
 log = logging.getLogger(__name__)
@@ -57,6 +57,18 @@ def complete_dataset(cfg: DictConfig) -> None:
                 raise _error(
                     f"dataset.{key}", dataset[key], f"the data have {found[key]}; leave it null to take it from them"
                 )
+    init_data = OmegaConf.select(cfg, "prior.init", default=None) == "data"
+    if (
+        init_data
+        and is_int(components := OmegaConf.select(cfg, "prior.num_components"))
+        and components > found["train_size"]
+    ):
+        raise _error(
+            "prior.num_components",
+            components,
+            f"at most {found['train_size']} with prior.init=data "
+            f"(the training split has {found['train_size']} examples to copy); or prior.init=random",
+        )
     source = next(dataset[key] for key in SOURCES if key in dataset)
     log.info(
         "vaelab: %s: input_dim %d, image_shape %s, values %s..%s, likelihood %s (%d levels)",

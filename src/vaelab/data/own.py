@@ -244,7 +244,8 @@ class _OwnDataModule(InMemoryDataModule):
 
     @classmethod
     def describe(cls, **settings: Any) -> dict[str, Any]:
-        """The dataset keys the data decide: input_dim, image_shape, input_max, likelihood, num_levels."""
+        """The dataset keys the data decide (input_dim, image_shape, input_min, input_max,
+        likelihood, num_levels), and `train_size`, the number of training examples."""
         module = cls(**settings)
         data = _read(cls.KIND, module.source)
         data_type, input_max, num_levels = _typed(data, module.type)
@@ -255,12 +256,12 @@ class _OwnDataModule(InMemoryDataModule):
             "input_max": input_max,
             "likelihood": LIKELIHOOD[data_type],
             "num_levels": num_levels,
+            "train_size": len(data.parts["train"][0]) - sum(module._drawn(data).values()),
         }
 
-    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        data = _read(self.KIND, self.source)
-        data_type, _, _ = _typed(data, self.type)
-        x, y = data.parts["train"]
+    def _drawn(self, data: OwnData) -> dict[str, int]:
+        """How many examples the splits the data do not give take from x."""
+        x = data.parts["train"][0]
         missing = [split for split in ("val", "test") if split not in data.parts]
         counts = {split: round(self.fractions[split] * len(x)) for split in missing}
         if any(count < 1 for count in counts.values()) or sum(counts.values()) >= len(x):
@@ -269,6 +270,14 @@ class _OwnDataModule(InMemoryDataModule):
                 + ", ".join(f"{split} ({self.fractions[split]:g})" for split in missing)
                 + ": give more examples or other dataset.val_fraction / dataset.test_fraction"
             )
+        return counts
+
+    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        data = _read(self.KIND, self.source)
+        data_type, _, _ = _typed(data, self.type)
+        x, y = data.parts["train"]
+        counts = self._drawn(data)
+        missing = list(counts)
         order = np.random.default_rng(self.split_seed).permutation(len(x)) if missing else np.arange(len(x))
         parts, start = {}, 0
         for split in missing:
