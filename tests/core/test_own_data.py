@@ -4,6 +4,8 @@ drawn with a seed, and anything the readers cannot take is one line naming the f
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -201,14 +203,25 @@ def test_a_missing_source_or_a_value_the_data_contradict_is_one_line(tmp_path, o
 
 
 def test_a_short_run_on_colour_images_draws_colour_pictures(tmp_path):
-    colour = np.random.default_rng(2).integers(0, 256, size=(80, 4, 4, 3), dtype=np.uint8)
+    """Not square, and latent_dim 3: the thumbnails in TensorBoard's projector are squared."""
+    colour = np.random.default_rng(2).integers(0, 256, size=(80, 4, 3, 3), dtype=np.uint8)
     root = write_images(tmp_path / "colour", colour, [str(i % 2) for i in range(len(colour))])
     cfg = compose_config(
-        "dataset=images", f"dataset.root={root}", *SHORT_RUN, "figures.enabled=true", f"run_dir={tmp_path / 'run'}"
+        "dataset=images",
+        f"dataset.root={root}",
+        *SHORT_RUN,
+        "figures.enabled=true",
+        "latent_dim=3",
+        f"run_dir={tmp_path / 'run'}",
     )
-    metrics = vaelab.run(cfg)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="LatentFigures")  # a picture that could not be drawn
+        metrics = vaelab.run(cfg)
+    (sprite,) = (tmp_path / "run" / "tensorboard").glob("*/latent%2ftest/sprite.png")
+    with Image.open(sprite) as image:
+        assert image.mode == "RGB" and image.size == (3 * 4, 3 * 4)  # 8 test thumbnails of 4x4, 3 a row
     assert np.isfinite(metrics["test/nll"]) and metrics["test/bpd"] == pytest.approx(
-        metrics["test/nll"] / (48 * np.log(2))
+        metrics["test/nll"] / (36 * np.log(2))
     )
     with Image.open(tmp_path / "run" / "samples.png") as samples:
         assert samples.mode == "RGB"

@@ -16,7 +16,7 @@ from PIL import Image
 import vaelab
 from vaelab import figures as F
 from vaelab.errors import ConfigError
-from vaelab.training.latent_figures import LatentFigures, latent_view
+from vaelab.training.latent_figures import LatentFigures, latent_view, sprite_images
 
 EPOCHS = 3  # trainer=fast
 # Pictures at every epoch of trainer=fast, with an evaluation that takes a fraction of a second.
@@ -76,6 +76,16 @@ def test_latent_dim_5_draws_the_pca_plane_and_fills_the_projector(make_cfg, tmp_
     assert len(rows) == len(labels) == 447 and len(rows[0].split("\t")) == 5  # the digits test split
     assert set(labels) == {str(d) for d in range(10)}
     assert Image.open(embedding / "sprite.png").size == (22 * 8, 22 * 8)  # 447 thumbnails of 8x8, 22 a row
+
+
+def test_the_projector_gets_square_thumbnails_channels_first():
+    grey = torch.arange(2 * 4 * 2, dtype=torch.float32).reshape(2, 4, 2)  # (N, H, W), taller than wide
+    square = sprite_images(grey)
+    assert square.shape == (2, 1, 4, 4)
+    assert torch.equal(square[:, 0, :, 1:3], grey) and (square[:, 0, :, [0, 3]] == 0.5).all()
+    colour = torch.rand(2, 2, 4, 3)  # (N, H, W, C), wider than tall
+    square = sprite_images(colour)
+    assert square.shape == (2, 3, 4, 4) and torch.equal(square[:, :, 1:3, :], colour.permute(0, 3, 1, 2))
 
 
 def test_a_picture_that_cannot_be_drawn_is_a_warning_not_the_end_of_training(make_cfg, monkeypatch):

@@ -81,9 +81,18 @@ def data_range(model: pl.LightningModule, x: torch.Tensor) -> tuple[float, float
     return float(x.min()), float(x.max())
 
 
-def _channels_first(images: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) grey or (N, H, W, C) colour images → (N, C, H, W), as the projector's sprite takes them."""
-    return images[:, None] if images.dim() == 3 else images.permute(0, 3, 1, 2)
+def sprite_images(images: torch.Tensor, pad_value: float = 0.5) -> torch.Tensor:
+    """(N, H, W) grey or (N, H, W, C) colour images → (N, C, S, S), S = max(H, W), as the projector's
+    sprite takes them: channels first, and square (a non-square image is centred on a grey square)."""
+    images = images[:, None] if images.dim() == 3 else images.permute(0, 3, 1, 2)
+    h, w = images.shape[-2:]
+    side = max(h, w)
+    if h == w:
+        return images
+    square = torch.full((*images.shape[:2], side, side), pad_value, dtype=images.dtype)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[..., top : top + h, left : left + w] = images
+    return square
 
 
 @torch.no_grad()
@@ -213,7 +222,7 @@ class LatentFigures(pl.Callback):
             projector = (
                 mu.cpu(),
                 data[1].tolist(),
-                None if thumbnails is None else _channels_first(torch.from_numpy(thumbnails)),
+                None if thumbnails is None else sprite_images(torch.from_numpy(thumbnails)),
             )
         title = f"{type(model.prior).__name__}, {when}"
         job = lambda: self._finish(trainer.loggers, pictures, view, title, files, step, projector)
