@@ -23,6 +23,7 @@ from vaelab.data import (
     resolve_data_root,
 )
 from vaelab.errors import ConfigError, DataFormatError
+from vaelab.evaluation.features import labelled_sets
 
 # (option, class, mean grey level of the first 50000 training images, test images per class)
 DATASETS = {
@@ -195,3 +196,19 @@ def test_a_short_run_on_grey_level_mnist_reports_nats_and_bits_per_dimension(tmp
     metrics = vaelab.run(cfg)
     assert cfg.decoder.likelihood == "discretized_logistic" and math.isfinite(metrics["test/bpd"])
     assert metrics["test/bpd"] == pytest.approx(metrics["test/nll"] / (784 * math.log(2)))
+
+
+def test_the_quality_classifier_learns_on_one_fixed_binarization_of_the_training_split():
+    generator = torch.Generator().manual_seed(0)
+    grey = torch.rand(30, 784, generator=generator)
+    labels = torch.arange(30) % 10
+    for binarize in (True, False):
+        datamodule = MNISTDataModule("unused", binarize=binarize)
+        datamodule.splits = {split: (grey, labels) for split in ("train", "val", "test")}
+        first, again = labelled_sets(datamodule).train, labelled_sets(datamodule).train
+        assert torch.equal(first[0], again[0]) and torch.equal(first[1], labels)
+        if binarize:
+            assert set(first[0].unique().tolist()) == {0.0, 1.0}
+            assert abs(first[0].mean() - grey.mean()) < 0.02  # a draw with the grey level as probability
+        else:
+            assert torch.equal(first[0], grey)

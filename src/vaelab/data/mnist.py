@@ -112,6 +112,14 @@ class MNISTDataModule(InMemoryDataModule):
     def train_dataset(self, seed: int) -> Dataset | None:
         return DynamicBinarization(*self.splits["train"], seed) if self.binarize else None
 
+    def fixed_train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split as one draw of it looks: binarized once, with a fixed seed (the
+        sample-quality classifier learns on it, to judge binary samples against binary images)."""
+        x, y = self.splits["train"]
+        if not self.binarize:
+            return x, y
+        return torch.bernoulli(x, generator=torch.Generator().manual_seed(EVAL_SEED + 1)), y
+
 
 class FashionMNISTDataModule(MNISTDataModule):
     """Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017), read and split as MNIST: 10 clothing classes."""

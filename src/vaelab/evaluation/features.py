@@ -13,7 +13,9 @@ Which images train it, and which are the reference for the samples (`labelled_se
     binarized MNIST   only the test file has labels (MNIST's test set in class order): its even-indexed
                       images fit it (every tenth of them picks the epoch), the odd-indexed ones are
                       the reference, so features are never judged on images the classifier was fitted to
-    other datamodules labelled train/val/test splits (y >= 0) are used like digits; else quality is skipped
+    other datamodules labelled train/val/test splits (y >= 0) are used like digits (dynamically
+                      binarized MNIST: its training split binarized once, `fixed_train`); else
+                      quality is skipped
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def labelled_sets(datamodule) -> LabelledSets:
     if len(splits["train"][1].unique()) < 2:
         raise QualitySkipped(f"{type(datamodule).__name__}'s train split has a single class")
     name = type(datamodule).__name__.removesuffix("DataModule").lower()
-    return LabelledSets(name, splits["train"], splits["val"], splits["test"])
+    train = datamodule.fixed_train() if hasattr(datamodule, "fixed_train") else splits["train"]
+    return LabelledSets(name, train, splits["val"], splits["test"])
 
 
 class FeatureClassifier(nn.Module):
