@@ -193,6 +193,19 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             likelihood,
             f"categorical for data with values {data_min}..{data_max} (bernoulli needs data in 0..1)",
         )
+    for net in ("encoder", "decoder"):  # the convolutional networks need the data's image shape
+        target = str(value(f"{net}._target_"))
+        shape = value(f"{net}.image_shape")
+        if target.startswith("vaelab.nets.Conv") and (shape is None or min(shape[:2]) < 2):
+            raise _error(
+                f"{net}.image_shape",
+                shape,
+                f"{target} needs images, at least 2x2 pixels: set dataset.image_shape (flat vectors are [1, D])",
+            )
+    channels = value("encoder.channels")
+    for key, what in (("encoder.kernels", "kernel size"), ("encoder.strides", "stride")):
+        if channels is not None and value(key) is not None and len(value(key)) != len(channels):
+            raise _error(key, value(key), f"must have one {what} per entry of encoder.channels ({len(channels)})")
     shape, input_dim = value("dataset.image_shape"), value("dataset.input_dim")
     if shape is not None and input_dim is not None and math.prod(shape) != input_dim:
         raise _error("dataset.image_shape", shape, f"must hold dataset.input_dim ({input_dim}) pixels")

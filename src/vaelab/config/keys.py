@@ -48,9 +48,14 @@ def is_non_negative_int(value) -> bool:
     return is_int(value) and value >= 0
 
 
+def _positive_ints(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(map(is_positive_int, value))
+
+
 POSITIVE_INTS = [
     "latent_dim", "batch_size",
-    "encoder.hidden", "encoder.num_layers", "decoder.hidden", "decoder.num_layers",
+    "encoder.hidden", "encoder.num_layers", "decoder.hidden", "decoder.num_layers", "decoder.map_channels",
+    "decoder.kernel",
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
     "prior.bins", "prior.truncation", "prior.num_samples", "prior.eval_samples",
     "early_stopping.patience",
@@ -126,6 +131,10 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "encoder.logvar_min": (_optional(is_real), "must be null or a finite number"),
     "encoder.logvar_max": (_optional(is_real), "must be null or a finite number"),
     "encoder.input_scale": (is_positive_real, "must be a positive number"),
+    "encoder.channels": (_positive_ints, "must be a list of positive integers, e.g. [32, 64]"),
+    "encoder.kernels": (_positive_ints, "must be a list of positive integers, e.g. [5, 3]"),
+    "encoder.strides": (_positive_ints, "must be a list of positive integers, e.g. [1, 2]"),
+    "decoder.channels": (_positive_ints, "must be a list of positive integers, e.g. [64, 64]"),
     "prior.init_mean": (is_real, "must be a finite number (a fraction of the data range)"),
     "prior.init_std": (is_positive_real, "must be a positive number (a fraction of the data range)"),
     "prior.input_min": (is_real, "must be a finite number"),
@@ -218,6 +227,7 @@ SAME_AS = {
     "encoder.latent_dim": "latent_dim", "decoder.latent_dim": "latent_dim", "prior.latent_dim": "latent_dim",
     "encoder.input_dim": "dataset.input_dim", "decoder.output_dim": "dataset.input_dim",
     "prior.input_dim": "dataset.input_dim",
+    "encoder.image_shape": "dataset.image_shape", "decoder.image_shape": "dataset.image_shape",
 }  # fmt: skip
 # Plain sections (no `_target_`): the keys they may hold.
 SECTIONS = {

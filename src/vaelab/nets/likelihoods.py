@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Categorical, Distribution, constraints
+from torch.distributions import Bernoulli, Categorical, ContinuousBernoulli, Distribution, Independent, constraints
 from torch.distributions.utils import broadcast_all, lazy_property, logits_to_probs
 
-__all__ = ["LIKELIHOODS", "DiscretizedLogistic", "LazyCategorical"]
+__all__ = ["LIKELIHOODS", "DiscretizedLogistic", "LazyCategorical", "PixelLikelihood"]
 
 # continuous_bernoulli: torch's ContinuousBernoulli (Loaiza-Ganem & Cunningham, 2019), a proper density
 # on [0, 1] for data that are continuous there (the Bernoulli's log_prob on such data is not one).
@@ -98,3 +98,43 @@ class DiscretizedLogistic(Distribution):
             uniform = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device).clamp(1e-6, 1 - 1e-6)
             logistic = self.loc + torch.exp(self.log_scale) * (torch.log(uniform) - torch.log1p(-uniform))
             return logistic.round().clamp(0, self.num_levels - 1)
+
+
+class PixelLikelihood:
+    """The per-pixel part of a decoder, shared by the MLP and convolutional ones: how many numbers a
+    network gives per pixel for the likelihood, and the Distribution over the flat image they make.
+
+    `likelihood` is one of LIKELIHOODS; a discretized logistic has its location in 0..num_levels-1
+    through a sigmoid and its log-scale bounded below by LOG_SCALE_MIN."""
+
+    LOG_SCALE_MIN = -3.0  # a scale of 0.05 grey levels: all but certain of one level
+
+    def __init__(self, likelihood: str, num_levels: int):
+        self.likelihood, self.num_levels = likelihood, num_levels
+
+    @property
+    def per_pixel(self) -> int:
+        return {"categorical": self.num_levels, "discretized_logistic": 2}.get(self.likelihood, 1)
+
+    def distribution(self, params: torch.Tensor) -> Distribution:
+        """params (..., D, per_pixel) → p(x|z) over the D pixels (an Independent over the last dim)."""
+        if self.likelihood == "categorical":
+            # Data arrive as floats in 0..num_levels-1; validation would cost a pass per call.
+            return Independent(LazyCategorical(params, validate_args=False), 1)
+        if self.likelihood == "discretized_logistic":
+            location, log_scale = params.unbind(-1)
+            location = (self.num_levels - 1) * torch.sigmoid(location)
+            log_scale = log_scale.clamp_min(self.LOG_SCALE_MIN)
+            return Independent(DiscretizedLogistic(location, log_scale, self.num_levels, validate_args=False), 1)
+        if self.likelihood == "continuous_bernoulli":
+            return Independent(ContinuousBernoulli(logits=params.squeeze(-1), validate_args=False), 1)
+        return Independent(Bernoulli(logits=params.squeeze(-1), validate_args=False), 1)
+
+    def mean(self, dist: Distribution) -> torch.Tensor:
+        """E[x|z] in data units, of a distribution made by `distribution`."""
+        base = dist.base_dist
+        if self.likelihood == "categorical":
+            return base.probs @ torch.arange(self.num_levels, dtype=base.probs.dtype, device=base.probs.device)
+        if self.likelihood in ("discretized_logistic", "continuous_bernoulli"):
+            return base.mean  # (a continuous Bernoulli's parameter is not its mean)
+        return base.probs

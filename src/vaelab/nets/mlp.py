@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, ContinuousBernoulli, Distribution, Independent, Normal
+from torch.distributions import Distribution, Independent, Normal
 
 from vaelab.nets.layers import mlp
-from vaelab.nets.likelihoods import DiscretizedLogistic, LazyCategorical
+from vaelab.nets.likelihoods import PixelLikelihood
 
 __all__ = ["MLPDecoder", "MLPEncoder"]
 
@@ -53,10 +53,8 @@ class MLPEncoder(nn.Module):
 
 class MLPDecoder(nn.Module):
     """p(x|z), factorised over pixels: categorical over `num_levels` values, Bernoulli, a logistic
-    discretized to `num_levels` grey levels (its location in 0..num_levels-1 through a sigmoid, its
-    log-scale bounded below by LOG_SCALE_MIN), or a continuous Bernoulli density on [0, 1]."""
-
-    LOG_SCALE_MIN = -3.0  # a scale of 0.05 grey levels: all but certain of one level
+    discretized to `num_levels` grey levels, or a continuous Bernoulli density on [0, 1]
+    (`PixelLikelihood`)."""
 
     def __init__(
         self,
@@ -70,30 +68,12 @@ class MLPDecoder(nn.Module):
     ):
         super().__init__()
         self.output_dim, self.likelihood, self.num_levels = output_dim, likelihood, num_levels
-        per_pixel = {"categorical": num_levels, "discretized_logistic": 2}.get(likelihood, 1)
-        self.net = mlp(latent_dim, hidden, num_layers, output_dim * per_pixel, activation)
+        self.pixels = PixelLikelihood(likelihood, num_levels)
+        self.net = mlp(latent_dim, hidden, num_layers, output_dim * self.pixels.per_pixel, activation)
 
     def forward(self, z: torch.Tensor) -> Distribution:
-        logits = self.net(z)
-        if self.likelihood == "categorical":
-            logits = logits.unflatten(-1, (self.output_dim, self.num_levels))
-            # Data arrive as floats in 0..num_levels-1; validation would cost a pass per call.
-            return Independent(LazyCategorical(logits, validate_args=False), 1)
-        if self.likelihood == "discretized_logistic":
-            location, log_scale = logits.unflatten(-1, (self.output_dim, 2)).unbind(-1)
-            location = (self.num_levels - 1) * torch.sigmoid(location)
-            log_scale = log_scale.clamp_min(self.LOG_SCALE_MIN)
-            return Independent(DiscretizedLogistic(location, log_scale, self.num_levels, validate_args=False), 1)
-        if self.likelihood == "continuous_bernoulli":
-            return Independent(ContinuousBernoulli(logits=logits, validate_args=False), 1)
-        return Independent(Bernoulli(logits=logits, validate_args=False), 1)
+        return self.pixels.distribution(self.net(z).unflatten(-1, (self.output_dim, self.pixels.per_pixel)))
 
     def mean(self, z: torch.Tensor) -> torch.Tensor:
         """E[x|z] in data units: what the figures show for a latent point."""
-        dist = self(z).base_dist
-        if self.likelihood == "categorical":
-            levels = torch.arange(self.num_levels, dtype=z.dtype, device=z.device)
-            return dist.probs @ levels
-        if self.likelihood in ("discretized_logistic", "continuous_bernoulli"):
-            return dist.mean  # (a continuous Bernoulli's parameter is not its mean)
-        return dist.probs
+        return self.pixels.mean(self(z))
