@@ -209,11 +209,14 @@ def _check_rules(value: Callable[[str], Any]) -> None:
     shape, input_dim = value("dataset.image_shape"), value("dataset.input_dim")
     if shape is not None and input_dim is not None and math.prod(shape) != input_dim:
         raise _error("dataset.image_shape", shape, f"must hold dataset.input_dim ({input_dim}) pixels")
-    if value("eval.exact") is True and value("latent_dim") > 2:
+    bottom = value("model.bottom_dim") if value("model.name") == "hvae" else 0  # z1's dimensions
+    if value("eval.exact") is True and value("latent_dim") + (bottom or 0) > 2:
+        levels = f" + model.bottom_dim={bottom}" if bottom else ""
         raise _error(
             "eval.exact",
             True,
-            f"with latent_dim={value('latent_dim')}: the quadrature needs latent_dim <= 2 (auto skips it)",
+            f"with latent_dim={value('latent_dim')}{levels}: the quadrature needs at most 2 latent dimensions "
+            "in all (auto skips it)",
         )
     if value("prior.learnable_inputs") is False and value("prior.init") != "data":
         raise ConfigError(

@@ -55,7 +55,7 @@ def _positive_ints(value) -> bool:
 POSITIVE_INTS = [
     "latent_dim", "batch_size",
     "encoder.hidden", "encoder.num_layers", "decoder.hidden", "decoder.num_layers", "decoder.map_channels",
-    "decoder.kernel",
+    "decoder.kernel", "model.bottom_dim", "model.hidden", "model.encoder_layers", "model.prior_layers",
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
     "prior.bins", "prior.truncation", "prior.num_samples", "prior.eval_samples",
     "early_stopping.patience",
@@ -67,6 +67,8 @@ NON_NEGATIVE_INTS = ["kl_warmup_epochs"]
 CHOICES = {
     "prior.init": PSEUDO_INPUT_INITS,
     "decoder.likelihood": LIKELIHOODS,
+    "model.name": ("vae", "hvae"),
+    "model.activation": ACTIVATIONS,
     "encoder.activation": ACTIVATIONS,
     "decoder.activation": ACTIVATIONS,
     "log.progress_bar": ("auto", True, False),
@@ -231,6 +233,16 @@ SAME_AS = {
 }  # fmt: skip
 # Plain sections (no `_target_`): the keys they may hold.
 SECTIONS = {
+    "model": (
+        "name",
+        "bottom_dim",
+        "hidden",
+        "encoder_layers",
+        "prior_layers",
+        "activation",
+        "logvar_min",
+        "logvar_max",
+    ),
     "early_stopping": ("monitor", "patience"),
     "eval": (
         "num_samples",

@@ -29,6 +29,7 @@ from torch.distributions import Distribution
 from vaelab.evaluation.exact import MAX_LATENT_DIM, exact_metrics
 from vaelab.evaluation.likelihood import Conditional, sample_averages
 from vaelab.evaluation.posterior import AggregatedPosterior, held_out_holes
+from vaelab.nets.hierarchy import top_level
 
 __all__ = ["evaluate", "evaluate_model", "prior_moments"]
 
@@ -77,22 +78,28 @@ def evaluate(
     )
     kl = (log_qzx - log_pz).mean()
 
-    q_z = AggregatedPosterior.from_encoder(encode, x, batch_size)
+    # A hierarchical model's q(z), its decomposition and its holes are those of the top level, z2:
+    # the prior's own space (`vaelab.nets.hierarchy`); a one-level model's top is itself.
+    top_encode, top_prior = (lambda batch: top_level(encode(batch))), top_level(prior)
+    q_z = AggregatedPosterior.from_encoder(top_encode, x, batch_size)
     num_inputs = x.shape[0]
     z_q = q_z.sample_per_input(math.ceil(num_latent_samples / num_inputs))
     log_q_at_q = q_z.log_prob(z_q)
     mutual_info = (q_z.conditional_log_prob(z_q) - log_q_at_q).mean()
+    kl_top = (
+        kl if top_prior is prior else (q_z.conditional_log_prob(z_q) - top_prior.log_prob(z_q.float()).double()).mean()
+    )
 
     # Holes (Rezende & Viola, 2018): prior samples where q(z) is below its 1st percentile, calibrated on
     # held-out encodings; the in-sample version (q's own samples) saturates in high dimensions.
-    z_p = prior.sample((num_latent_samples,))
+    z_p = top_prior.sample((num_latent_samples,))
     log_q_at_p = q_z.log_prob(z_p)
     in_sample_hole_fraction = (log_q_at_p < torch.quantile(log_q_at_q.flatten(), 0.01)).double().mean()
     hole_fraction, hole_rank = held_out_holes(q_z, z_p, num_latent_samples)
-    reverse_kl = (prior.log_prob(z_p).double() - log_q_at_p).mean()
+    reverse_kl = (top_prior.log_prob(z_p).double() - log_q_at_p).mean()
 
     nll = -log_px.mean()
-    prior_mean, prior_var = prior_moments(prior, z_p)
+    prior_mean, prior_var = prior_moments(top_prior, z_p)
     metrics = {
         "test/nll": nll,
         "test/bpd": nll / (x[0].numel() * math.log(2)),
@@ -102,13 +109,15 @@ def evaluate(
         "test/cross_entropy": -log_pz.mean(),
         "test/entropy": -log_qzx.mean(),
         "test/mutual_info": mutual_info,
-        "test/marginal_kl": kl - mutual_info,
+        "test/marginal_kl": kl_top - mutual_info,
         "test/reverse_kl": reverse_kl,
         "test/hole_fraction_heldout": hole_fraction,
         "test/hole_rank": hole_rank,
         "test/hole_fraction": in_sample_hole_fraction,
         "test/active_units": (q_z.activity > 0.01).sum(),
     }
+    if top_prior is not prior:  # the KL of the lower level: E KL(q(z1|x, z2) || p(z1|z2))
+        metrics["test/kl_bottom"] = kl - kl_top
     if getattr(prior, "log_z_stderr", None) is not None:  # a prior normalised by a Monte Carlo Z (lars)
         metrics["test/prior_log_z_stderr"] = prior.log_z_stderr
     stats = {"q_mean": q_z.mean, "q_var": q_z.variance, "prior_mean": prior_mean, "prior_var": prior_var}
@@ -117,14 +126,15 @@ def evaluate(
         **{key: value.item() for key, value in metrics.items()},
         "latent_stats": {key: value.tolist() for key, value in stats.items()},
     }
-    latent_dim = z_p.shape[-1]
+    latent_dim = prior.event_shape[-1] if prior.event_shape else z_p.shape[-1]  # every level's dimensions
     if exact is True and latent_dim > MAX_LATENT_DIM:
         raise ValueError(f"eval.exact=true needs latent_dim <= {MAX_LATENT_DIM}, got {latent_dim}: use auto or false")
     if exact and latent_dim <= MAX_LATENT_DIM:
         grids = {"grid": exact_grid, "prior_grid": exact_prior_grid, "width": float(exact_width)}
+        z_joint = z_p if top_prior is prior else prior.sample((num_latent_samples,))  # the prior's box
         start = time.perf_counter()
         results.update(
-            exact_metrics(x, encode, decode, prior, z_p, **grids, chunk_size=chunk_size, batch_size=batch_size)
+            exact_metrics(x, encode, decode, prior, z_joint, **grids, chunk_size=chunk_size, batch_size=batch_size)
         )
         results["exact"]["seconds"] = round(time.perf_counter() - start, 2)
     return results

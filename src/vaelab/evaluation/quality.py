@@ -36,6 +36,7 @@ from torch import Tensor
 from vaelab import figures
 from vaelab.evaluation import features
 from vaelab.evaluation.posterior import AggregatedPosterior
+from vaelab.nets.hierarchy import top_level
 from vaelab.rundir import QUALITY_FIGURE
 
 __all__ = ["evaluate_quality", "fid", "precision_recall", "sample_quality", "spearman"]
@@ -138,7 +139,9 @@ def sample_quality(
     precision, recall = precision_recall(real, fake, k)
     distance = nearest_distance(fake, real)
     confidence = classifier.head(fake).softmax(-1).max(-1).values
-    log_q = AggregatedPosterior.from_encoder(model.encode, x_test).log_prob(z)
+    # q(z) of the top level, at each sample's top-level latent (a hierarchical model's z2: z's last dimensions)
+    q_z = AggregatedPosterior.from_encoder(lambda batch: top_level(model.encode(batch)), x_test)
+    log_q = q_z.log_prob(z[..., -q_z.loc.shape[-1] :])
     metrics = {
         "test/precision": precision,
         "test/recall": recall,

@@ -47,6 +47,20 @@ def quality_rows(m: dict[str, Any], row) -> list[str]:
     ]
 
 
+def decomposition_rows(m: dict[str, Any], row, num, log_n: float) -> list[str]:
+    """KL = I(x;z) + KL(q(z)||p(z)); for a hierarchical model that of the top level z2, whose
+    KL is the whole KL less the lower level's, E KL(q(z1|x,z2)||p(z1|z2))."""
+    if "test/kl_bottom" not in m:
+        rest = f"= {num(m['test/mutual_info'])} + {num(m['test/marginal_kl'])}   (I <= log N = {log_n:.3f})"
+        return [row("KL = I(x;z) + KL(q(z)||p(z))", m["test/kl"], rest)]
+    top = m["test/kl"] - m["test/kl_bottom"]
+    rest = f"= {num(m['test/mutual_info'])} + {num(m['test/marginal_kl'])}   (I <= log N = {log_n:.3f})"
+    return [
+        row("KL = KL(z2) + E KL(z1|z2)", m["test/kl"], f"= {num(top)} + {num(m['test/kl_bottom'])}"),
+        row("KL(z2) = I(x;z2) + KL(q||p)(z2)", top, rest),
+    ]
+
+
 def format_table(metrics: dict[str, Any]) -> str:
     """A short console summary of `evaluate_model`'s output."""
     m, run, stats = metrics, metrics["eval"], metrics["latent_stats"]
@@ -66,12 +80,7 @@ def format_table(metrics: dict[str, Any]) -> str:
             m["test/kl"],
             f"= {num(m['test/cross_entropy'])} - {num(m['test/entropy'])}",
         ),
-        row(
-            "KL = I(x;z) + KL(q(z)||p(z))",
-            m["test/kl"],
-            f"= {num(m['test/mutual_info'])} + {num(m['test/marginal_kl'])}"
-            f"   (I <= log N = {math.log(run['num_inputs']):.3f})",
-        ),
+        *decomposition_rows(m, row, num, math.log(run["num_inputs"])),
         row(
             "holes: KL(p(z)||q(z))",
             m["test/reverse_kl"],

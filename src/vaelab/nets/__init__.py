@@ -8,6 +8,7 @@ VampPrior and the GTM-VampPrior pass their pseudo-inputs.
 """
 
 from vaelab.nets.conv import ConvDecoder, ConvEncoder, GatedConv2d
+from vaelab.nets.hierarchy import GaussianNet, HierarchicalEncoder, JointPosterior
 from vaelab.nets.layers import ACTIVATIONS, GatedLinear, mlp
 from vaelab.nets.likelihoods import LIKELIHOODS, DiscretizedLogistic, LazyCategorical, PixelLikelihood
 from vaelab.nets.mlp import MLPDecoder, MLPEncoder
@@ -20,6 +21,9 @@ __all__ = [
     "DiscretizedLogistic",
     "GatedConv2d",
     "GatedLinear",
+    "GaussianNet",
+    "HierarchicalEncoder",
+    "JointPosterior",
     "LazyCategorical",
     "MLPDecoder",
     "MLPEncoder",

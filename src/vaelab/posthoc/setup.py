@@ -113,6 +113,10 @@ def posthoc_config(
     prior_overrides, other = split_overrides(overrides)
     node = compose_prior(run_dir, prior, prior_overrides, config_dir)
     cfg = OmegaConf.load(RunDir(run_dir).config)
+    if cfg.get("model", {}).get("name", "vae") != "vae":
+        raise PosthocError(
+            f"{run_dir}: a model={cfg.model.name} run; post-hoc priors refit one-level runs (model=vae) only"
+        )
     old = str(cfg.get("run_dir") or "")
     cfg.prior = node
     if cfg.get("logger"):  # resolved in config.yaml: the trackers' folders are the run's, moved here

@@ -18,6 +18,7 @@ from torch.distributions import Distribution
 from vaelab.priors.base import Prior, add_mixing_logits, square_grid
 from vaelab.priors.encoder_based import PSEUDO_INPUT_INITS, GTMVampPrior, VampPrior
 from vaelab.priors.flows import FlowPrior, MAFPrior, NSFPrior
+from vaelab.priors.hierarchy import HierarchicalPrior, JointPrior
 from vaelab.priors.mixtures import DiagonalGaussianMixture, GTMPrior, MoGPrior, StandardPrior, diagonal_gaussian_mixture
 from vaelab.priors.resampled import ResampledNormal, ResampledPrior
 
@@ -25,6 +26,8 @@ __all__ = [
     "PSEUDO_INPUT_INITS",
     "Prior",
     "DiagonalGaussianMixture",
+    "HierarchicalPrior",
+    "JointPrior",
     "FlowPrior",
     "GTMPrior",
     "GTMVampPrior",

@@ -45,10 +45,13 @@ def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None, mod
     a subclass of VAE with the same arguments (`vaelab.posthoc.fit.PosthocVAE` trains the prior only)."""
     check_config(cfg, machine=False, files=False)  # a model only: no trainer, no files read here
     node = lambda key: OmegaConf.to_container(cfg[key], resolve=True)
+    encoder, decoder, prior = node("encoder"), node("decoder"), node("prior")
+    if cfg.get("model", {}).get("name") == "hvae":
+        encoder, decoder, prior = hierarchical(cfg, encoder, decoder, prior)
     model = model_class(
-        encoder=node("encoder"),
-        decoder=node("decoder"),
-        prior=node("prior"),
+        encoder=encoder,
+        decoder=decoder,
+        prior=prior,
         optimizer=node("optimizer"),
         kl_warmup_epochs=cfg.kl_warmup_epochs,
         image_shape=list(cfg.dataset.image_shape),
@@ -59,6 +62,32 @@ def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None, mod
         datamodule.setup("fit")
         model.prior.init_from_data(datamodule.splits["train"][0])
     return model
+
+
+def hierarchical(cfg: DictConfig, encoder: dict, decoder: dict, prior: dict) -> tuple[dict, dict, dict]:
+    """model=hvae: the encoder and prior of the config become the top level's, q(z2|x) and p(z2),
+    inside the two-level encoder and prior; the decoder reads [z1, z2]."""
+    hvae = OmegaConf.to_container(cfg.model, resolve=True)
+    bounds = {"logvar_min": hvae["logvar_min"], "logvar_max": hvae["logvar_max"]}
+    layers = {"hidden": hvae["hidden"], "activation": hvae["activation"], **bounds}
+    encoder = {
+        "_target_": "vaelab.nets.HierarchicalEncoder",
+        "top": encoder,
+        "bottom_dim": hvae["bottom_dim"],
+        "input_dim": cfg.dataset.input_dim,
+        "input_scale": encoder.get("input_scale", 1.0),
+        "num_layers": hvae["encoder_layers"],
+        **layers,
+    }
+    prior = {
+        "_target_": "vaelab.priors.HierarchicalPrior",
+        "top": prior,
+        "bottom_dim": hvae["bottom_dim"],
+        "top_dim": cfg.latent_dim,
+        "num_layers": hvae["prior_layers"],
+        **layers,
+    }
+    return encoder, {**decoder, "latent_dim": hvae["bottom_dim"] + cfg.latent_dim}, prior
 
 
 def loggers(cfg: DictConfig, purge_step: int | None = None) -> list:

@@ -39,6 +39,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 
 from vaelab import figures as F
 from vaelab.errors import ConfigError
+from vaelab.nets.hierarchy import top_level
 from vaelab.training import trackers
 
 __all__ = ["LatentFigures", "image_grids", "latent_view"]
@@ -52,7 +53,9 @@ def latent_view(
     None for latent_dim < 2."""
     if mu.shape[-1] < 2:
         return None
-    prior = model.prior_dist()
+    joint = model.prior_dist()
+    prior = top_level(joint)  # a hierarchical model's top level: z2, the prior's space
+    axes = ("$z_1$", "$z_2$") if prior is joint else ("$z_{2,1}$", "$z_{2,2}$")  # (the top level's z2)
     samples = prior.sample((num_prior_samples,))
     means = model.prior.component_means(model.encoder) if hasattr(model.prior, "component_means") else None
     labels = y.cpu().numpy()
@@ -60,7 +63,7 @@ def latent_view(
         points, means = mu.cpu().numpy(), None if means is None else means.cpu().numpy()
         low, high = F.plot_range(points, means, F.prior_mass(samples.cpu().numpy()))
         xs, ys, density = F.density_on_grid(prior, low, high, grid_side, device=mu.device)
-        return F.LatentView(points, labels, xs, ys, density, means)
+        return F.LatentView(points, labels, xs, ys, density, means, axes)
     centre, basis, ratios = F.pca_basis(mu)
     project = lambda z: ((z - centre) @ basis.T).cpu().numpy()
     points, projected = project(mu), project(samples)
@@ -206,7 +209,7 @@ class LatentFigures(pl.Callback):
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(0)
-                mu = model.encode(x).mean
+                mu = top_level(model.encode(x)).mean
                 view = latent_view(model, mu, y, self.grid_side)
                 pictures = image_grids(model, x, image_shape) if image_shape else {}
         finally:
@@ -224,7 +227,8 @@ class LatentFigures(pl.Callback):
                 data[1].tolist(),
                 None if thumbnails is None else sprite_images(torch.from_numpy(thumbnails)),
             )
-        title = f"{type(model.prior).__name__}, {when}"
+        top = getattr(model.prior, "top", None)  # a hierarchical model: the prior on z2
+        title = f"{type(model.prior).__name__ if top is None else type(top).__name__ + ' on z2'}, {when}"
         job = lambda: self._finish(trainer.loggers, pictures, view, title, files, step, projector)
         self.wait()  # one drawing at a time, in order
         if any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
