@@ -85,7 +85,7 @@ def test_the_posteriors_moments_are_exact_when_z1_depends_linearly_on_z2():
 def hvae_run(tmp_path_factory):
     """model=hvae with 1 + 1 latent dimensions and a VampPrior on z2, trained 15 whole epochs on the
     digits at lr 1e-2 (slower, both levels stay close to their priors and the IS estimate is tight
-    already at S = 1), evaluated with the exact likelihood: (run directory, metrics)."""
+    already at S = 1), with a cheap evaluation (the test computes its own): (run directory, metrics)."""
     run_dir = tmp_path_factory.mktemp("hvae") / "run"
     cfg = compose_config(
         "model=hvae",
@@ -98,9 +98,7 @@ def hvae_run(tmp_path_factory):
         "trainer.limit_train_batches=1.0",
         "optimizer.lr=1e-2",
         "figures.enabled=false",
-        "eval.num_samples=100",
-        "eval.num_latent_samples=1000",
-        "eval.quality.enabled=false",
+        *CHEAP_EVAL,
         f"run_dir={run_dir}",
     )
     return run_dir, vaelab.run(cfg)
@@ -131,7 +129,6 @@ def test_an_hvae_run_reports_both_levels_and_its_checkpoint_loads(short_hvae):
 @pytest.mark.slow  # S up to 1000, and the quadrature over (z1, z2), on 150 digits
 def test_is_approaches_the_quadrature_from_above_as_s_grows(hvae_run):
     run_dir, metrics = hvae_run
-    assert metrics["test/nll"] - metrics["test/nll_exact"] + metrics["test/nll_exact_error"] > 0  # S = 100
     model = VAE.load_from_checkpoint(run_dir / metrics["best_checkpoint"]).eval()
     datamodule = vaelab.data.DigitsDataModule()
     datamodule.setup("test")
