@@ -88,6 +88,26 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_run(uninterrupted
         assert sorted(events(run_dir, tag)) == sorted(events(whole_dir, tag)), tag
 
 
+HVAE = ("model=hvae", "prior=vamp", "model.hidden=32")
+
+
+@pytest.mark.slow  # three runs to early stopping
+def test_an_interrupted_then_resumed_hvae_equals_the_uninterrupted_one(tmp_path, monkeypatch):
+    """Two stochastic layers and a VampPrior on the top one: every state of the joint model resumes."""
+    whole = vaelab.run(compose_config(*SETTINGS, *HVAE, f"run_dir={tmp_path / 'whole'}"))
+    run_dir = tmp_path / "split"
+    signal_at_step(monkeypatch, 9)
+    with pytest.raises(TrainingInterrupted):
+        vaelab.run(compose_config(*SETTINGS, *HVAE, f"run_dir={run_dir}"))
+    monkeypatch.undo()
+    resumed = vaelab.run(
+        compose_config(*SETTINGS, *HVAE, f"run_dir={run_dir}", f"resume={run_dir / 'checkpoints/last.ckpt'}")
+    )
+    assert whole["epochs"] < 40 and "test/kl_bottom" in whole
+    for key in set(whole) - set(VOLATILE):
+        assert resumed[key] == whole[key], key
+
+
 @pytest.mark.slow  # two runs to early stopping
 def test_a_run_directory_with_interrupted_json_resumes_by_itself(tmp_path, monkeypatch):
     """What a requeued SLURM job or a re-run sweep does: the same command, the same directory."""
