@@ -1,5 +1,5 @@
 """The documentation site builds with Sphinx, warnings as errors (`sphinx-build -W`); the build
-runs as the session starts (`build_docs`, early work)."""
+runs as the test run starts (`build_docs`, early work)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def test_a_bad_path_is_one_line_and_exit_status_two(tmp_path):
 
 def use_commands(folder: Path) -> dict:
     """vaelab-train, vaelab-evaluate and vaelab-fit-prior, each used once, side by side (one torch
-    thread each), as the session starts (early work): their results and folders."""
+    thread each), as the test run starts (early work): their results and folders."""
     train_dir, evaluate_dir, refit_dir = folder / "run", legacy_run(folder / "evaluate"), legacy_run(folder / "refit")
     settings = ("trainer=fast", "encoder.hidden=8", "decoder.hidden=8", "figures.enabled=false", "eval.exact=false")
     commands = {

@@ -37,7 +37,7 @@ EARLY = (train_ddp,)
 
 
 def test_ddp_on_two_cpu_processes_gives_the_single_process_test_metrics(early, tmp_path):
-    """DDP on the real command line, started as the session starts (early work); the single
+    """DDP on the real command line, started as the test run starts (early work); the single
     process it is compared with trains here."""
     single = vaelab.run(compose_config("trainer=cpu", *BUDGET, f"run_dir={tmp_path / 'cpu'}"))
     result, ddp_dir = early.result(train_ddp)

@@ -1,6 +1,6 @@
 """vaelab-evaluate on the real command line: a run's metrics reproduced exactly, overrides, any
 checkpoint to a file of one's choosing; a truncated checkpoint is one line and writes nothing. A short
-run is trained and then evaluated, side by side, as the session starts (`train_and_evaluate`, early work)."""
+run is trained and then evaluated, side by side, as the test run starts (`train_and_evaluate`, early work)."""
 
 from __future__ import annotations
 

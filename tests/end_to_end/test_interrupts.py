@@ -1,6 +1,6 @@
 """Signals to a real training process, through the real command line: a stop with a checkpoint and
 the command that resumes, a second Ctrl-C that exits at once, a SLURM preemption that requeues the
-job, and data-parallel processes that stop together. The processes run as the session starts
+job, and data-parallel processes that stop together. The processes run as the test run starts
 (`run_and_stop`, early work)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Sweeps on the real command line (`python train.py -m ...`): job directories named by prior, the
 comparison report at the end (a user's prior in it too), failed jobs that leave the others running,
 two sweeps started together, parallel launchers, a sweep run again that finishes what is left, and
-post-hoc refits in a sweep. The sweeps are started side by side, once, as the session starts
+post-hoc refits in a sweep. The sweeps are started side by side, once, as the test run starts
 (`run_sweeps`, early work); the joblib launcher's sweep runs alone after them."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 exit status, no traceback and no run directory left behind (a bad value, a bad key, an unknown
 option; what the line says for each bad value: tests/core/test_config.py); a prior of the user's own
 trains, is evaluated and drawn; output to a pipe has one line per epoch, no progress bar, and
-train.log has the same lines. The commands are started side by side, once, as the session starts
+train.log has the same lines. The commands are started side by side, once, as the test run starts
 (`run_commands`, early work)."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ SMALL_NET = ["hidden=32", "num_layers=1", "activation=leaky_relu"]  # for torch.
 
 def run_benches(folder: Path) -> dict[str, subprocess.CompletedProcess]:
     """`python scripts/bench.py` in every mode on a tiny budget, side by side (one thread each):
-    name → its result. Early work, started as the session starts."""
+    name → its result. Early work, started as the test run starts."""
     no_data = ["--root", str(folder / "no_data")]  # a data root without the MNIST files: random bits
     small = [f"{net}.{setting}" for net in ("encoder", "decoder") for setting in SMALL_NET]
     everyday = ["--mode", "everyday", "--epochs", "2", "--repeats", "1", "--threads", "1", "--full"]
