@@ -16,6 +16,7 @@ from vaelab.cli import evaluate as evaluate_command
 from vaelab.model import VAE
 from vaelab.rundir import RunDir
 from vaelab.training.fit import run
+from vaelab.training.resume import changed_keys
 
 LEGACY = Path(__file__).parent / "data" / "legacy_runs"
 EXPECTED = json.loads((LEGACY / "expected.json").read_text())
@@ -57,3 +58,11 @@ def test_a_legacy_run_resumes_from_its_last_checkpoint(tmp_path):
     cfg.trainer.max_epochs = 4
     metrics = run(cfg)
     assert metrics["epochs"] == 4 and json.loads((run_dir / "metrics.json").read_text())["epochs"] == 4
+
+
+def test_a_run_saved_before_the_model_group_resumes_under_a_config_that_has_it(tmp_path):
+    """Today's config has `model` (vae by default); a run saved without it is that model."""
+    saved = OmegaConf.to_container(OmegaConf.load(copy_run("vamp", tmp_path) / "config.yaml"))
+    assert "model" not in saved
+    assert changed_keys(saved, {**saved, "model": {"name": "vae"}}) == []
+    assert changed_keys(saved, {**saved, "model": {"name": "hvae", "bottom_dim": 2}}) == ["model"]

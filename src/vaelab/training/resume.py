@@ -33,6 +33,11 @@ RESUMABLE_KEYS = (
 )
 
 
+# Config keys that runs saved before they existed lack, with the value that does what their absence
+# did: such a run resumes under a config that has them.
+ADDED_KEYS = {"model": {"name": "vae"}}
+
+
 def _is_resumable(key: str) -> bool:
     return matches(key, RESUMABLE_KEYS)
 
@@ -84,6 +89,8 @@ def changed_keys(saved: dict, current: dict, prefix: str = "") -> list[str]:
         if dotted in ("resume", "run_dir") or _is_resumable(dotted):
             continue
         a, b = saved.get(key), current.get(key)
+        if key not in saved and ADDED_KEYS.get(dotted, KeyError) == b:
+            continue  # a key the saved run predates, at the value that behaves as the run did
         if isinstance(a, dict) and isinstance(b, dict):
             keys += changed_keys(a, b, dotted + ".")
         elif a != b:
