@@ -36,6 +36,21 @@ def test_best_preset_is_the_papers_model_with_a_maf_prior_of_the_vampprior_size(
     assert (best.latent_dim, best.batch_size, best.kl_warmup_epochs, best.eval.num_samples) == (40, 100, 100, 5000)
 
 
+@pytest.mark.parametrize("prior", PRIORS)
+def test_the_hierarchical_presets_are_the_one_level_one_with_two_layers_and_the_same_prior(prior):
+    one = compose_config("experiment=vampprior_paper", f"prior={prior}")
+    hvae = compose_config("experiment=hvae_paper", f"prior={prior}")
+    conv = compose_config("experiment=convhvae_paper", f"prior={prior}")
+    assert hvae.prior == one.prior == conv.prior  # the size of p(z2): the one-level preset's
+    assert hvae.model.name == conv.model.name == "hvae" and (hvae.model.bottom_dim, hvae.latent_dim) == (40, 40)
+    assert (hvae.model.hidden, hvae.model.logvar_min, hvae.model.logvar_max) == (300, -6, 2)
+    assert hvae.encoder == one.encoder and hvae.decoder == one.decoder
+    for key in ("optimizer", "early_stopping", "eval", "dataset", "kl_warmup_epochs", "batch_size"):
+        assert hvae[key] == one[key] == conv[key], key
+    assert conv.encoder._target_.endswith("ConvEncoder") and conv.decoder._target_.endswith("ConvDecoder")
+    assert (conv.encoder.logvar_min, conv.encoder.logvar_max) == (-6, 2) and "hidden" not in conv.encoder
+
+
 @pytest.mark.parametrize("prior", ["maf", "nsf", "lars", "vamp_data"])
 def test_preset_sizes_the_new_priors_like_the_vampprior(prior):
     """500 pseudo-inputs of 784 pixels are 392k numbers; the flows and lars's acceptance network
