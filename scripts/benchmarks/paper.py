@@ -119,7 +119,9 @@ def pseudo_input_pass(loader, warmup: int) -> float:
     over the pseudo-inputs (gradients for the encoder and the pseudo-inputs), nothing else."""
     pl.seed_everything(0, verbose=False)
     model = vaelab.build(paper_config("vamp")).to(DEVICE)
-    weights = torch.randn(model.prior.u.shape[0], 2 * model.encoder.latent_dim, device=DEVICE)
+    with torch.no_grad():  # (K, 2 L): a hierarchical model's q(z2|x) has its own latent size
+        shape = torch.cat(model.encoder.gaussian_params(model.prior.pseudo_inputs()), dim=-1).shape
+    weights = torch.randn(shape, device=DEVICE)
     start = None
     for index in range(len(loader)):
         if index == warmup:
@@ -168,9 +170,10 @@ def main(args) -> None:
     x, source = training_images(root, (args.warmup + args.steps) * cfg.batch_size)
     loader = batch_loader(x, torch.zeros(len(x), dtype=torch.long), cfg.batch_size, shuffle=False)
     warmup = args.warmup
+    nets = f"gated MLPs of {cfg.encoder.hidden}" if "hidden" in cfg.encoder else cfg.encoder._target_.split(".")[-1]
     print(
-        f"vaelab bench, paper: experiment=vampprior_paper (latent_dim {cfg.latent_dim}, gated MLPs of "
-        f"{cfg.encoder.hidden}, batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)"
+        f"vaelab bench, paper: experiment=vampprior_paper (latent_dim {cfg.latent_dim}, {nets}, "
+        f"batch {cfg.batch_size}, K = {cfg.prior.num_components} for vamp)"
     )
     if args.overrides:
         print(f"  overrides: {' '.join(args.overrides)}")
