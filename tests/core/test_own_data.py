@@ -69,12 +69,13 @@ def test_black_and_white_images_are_binary_and_colour_images_keep_three_channels
     ("x", "likelihood", "input_max", "num_levels"),
     [
         (np.random.default_rng(0).integers(0, 2, size=(50, 16)).astype(bool), "bernoulli", 1, 2),
+        (np.random.default_rng(0).integers(0, 2, size=(50, 16)).astype(np.uint8), "bernoulli", 1, 2),
         (np.random.default_rng(0).integers(0, 17, size=(50, 16)), "discretized_logistic", 16, 17),
         (np.random.default_rng(0).integers(0, 17, size=(50, 16)).astype(np.float64), "discretized_logistic", 16, 17),
         (np.random.default_rng(0).integers(0, 200, size=(50, 16)).astype(np.uint8), "discretized_logistic", 255, 256),
         (np.random.default_rng(0).uniform(size=(50, 16)).astype(np.float32), "continuous_bernoulli", 1, 2),
     ],
-    ids=["bool", "int levels", "integral floats", "uint8", "floats in [0, 1]"],
+    ids=["bool", "uint8 0/1", "int levels", "integral floats", "uint8", "floats in [0, 1]"],
 )
 def test_the_values_of_an_array_choose_the_likelihood(tmp_path, x, likelihood, input_max, num_levels):
     np.savez(tmp_path / "data.npz", x=x)
@@ -84,6 +85,8 @@ def test_the_values_of_an_array_choose_the_likelihood(tmp_path, x, likelihood, i
         input_max,
         num_levels,
     )
+    loaded = torch.cat([x for x, _ in ArrayFileDataModule(str(tmp_path / "data.npz")).load().values()])
+    assert loaded.min() >= 0 and loaded.max() <= input_max  # in the units the likelihood models
     assert list(cfg.dataset.image_shape) == [4, 4]  # 16 values a row: shown as 4 x 4 images
 
 

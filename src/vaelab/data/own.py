@@ -65,7 +65,8 @@ def _typed(data: OwnData, requested: str) -> tuple[str, int, int]:
     if not np.isfinite(values).all():
         raise DataFormatError(f"{data.source}: the values are not all finite (NaN or infinity)")
     low, high = values.min(), values.max()
-    binary = np.isin(values, (0, 255) if data.eight_bit else (0, 1)).all()
+    # 0/1 anywhere, or black and white 0/255 in 8-bit data (images)
+    binary = np.isin(values, (0, 1)).all() or (data.eight_bit and np.isin(values, (0, 255)).all())
     integral = np.issubdtype(values.dtype, np.integer) or bool((values == np.round(values)).all())
     levels = (256 if data.eight_bit else int(high) + 1) if integral and low >= 0 else None
     in_unit = low >= 0 and high <= (255 if data.eight_bit else 1)
@@ -83,13 +84,16 @@ def _typed(data: OwnData, requested: str) -> tuple[str, int, int]:
             f"dataset.type={requested!r} is not allowed: {data.source} has values in [{low:g}, {high:g}]"
             + (f" (they look like {found}: dataset.type=auto)" if found else "")
         )
-    return requested, {"binary": 1, "levels": (levels or 2) - 1, "continuous": 1}[requested], levels or 2
+    num_levels = levels if requested == "levels" else 2  # (unused by the Bernoulli densities)
+    return requested, {"binary": 1, "levels": num_levels - 1, "continuous": 1}[requested], num_levels
 
 
 def _as_type(x: np.ndarray, data: OwnData, data_type: str) -> torch.Tensor:
     """(N, D) float32 values in the type's units: 0/1, levels 0..L-1 or [0, 1]."""
     flat = torch.from_numpy(x.reshape(len(x), -1).astype(np.float32))
-    if data.eight_bit and data_type in ("binary", "continuous"):
+    if data_type == "binary":
+        return (flat > 0).float()  # 0/1 or 0/255
+    if data.eight_bit and data_type == "continuous":
         return flat / 255
     return flat
 
