@@ -85,10 +85,9 @@ def evaluate(
     num_inputs = x.shape[0]
     z_q = q_z.sample_per_input(math.ceil(num_latent_samples / num_inputs))
     log_q_at_q = q_z.log_prob(z_q)
-    mutual_info = (q_z.conditional_log_prob(z_q) - log_q_at_q).mean()
-    kl_top = (
-        kl if top_prior is prior else (q_z.conditional_log_prob(z_q) - top_prior.log_prob(z_q.float()).double()).mean()
-    )
+    log_q_given_x = q_z.conditional_log_prob(z_q)  # log q(z|x_n) at z ~ q(z|x_n)
+    mutual_info = (log_q_given_x - log_q_at_q).mean()
+    kl_top = kl if top_prior is prior else (log_q_given_x - top_prior.log_prob(z_q.float()).double()).mean()
 
     # Holes (Rezende & Viola, 2018): prior samples where q(z) is below its 1st percentile, calibrated on
     # held-out encodings; the in-sample version (q's own samples) saturates in high dimensions.
