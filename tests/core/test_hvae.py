@@ -14,7 +14,6 @@ from helpers import CHEAP_EVAL, PRIORS, SHORT_RUN, compose_config
 from torch.distributions import Independent, Normal
 
 import vaelab
-from vaelab.errors import PosthocError
 from vaelab.evaluation.exact import exact_log_likelihood
 from vaelab.evaluation.likelihood import importance_sampled_log_likelihood
 from vaelab.model import VAE
@@ -178,13 +177,26 @@ def test_an_hvae_with_convolutional_networks_and_pseudo_inputs_trains_and_draws(
         assert (tmp_path / "run" / f"{name}.png").is_file(), name
 
 
-def test_post_hoc_priors_refuse_an_hvae_run_in_one_line(short_hvae, tmp_path):
-    from vaelab.posthoc.setup import posthoc_config
-    from vaelab.rundir import conf_dir
+def test_a_post_hoc_prior_on_z2_keeps_the_rest_of_the_hvae(short_hvae, tmp_path):
+    from vaelab.posthoc.fit import fit
 
     run_dir, _ = short_hvae
-    with pytest.raises(PosthocError, match=r"a model=hvae run; post-hoc priors refit one-level runs"):
-        posthoc_config(run_dir, "mog", [], tmp_path / "out", conf_dir())
+    record = fit(run_dir, "mog", ["prior.num_components=3"], out=tmp_path / "mog")
+    before, after = record["before"], record["after"]
+    # The same q(z1, z2|x), p(z1|z2) and evaluation seed: only log p(z2), z2's KL, can move.
+    assert after["test/rec"] == before["test/rec"] and after["test/entropy"] == before["test/entropy"]
+    change = before["test/cross_entropy"] - after["test/cross_entropy"]
+    assert change != 0 and after["test/elbo"] - before["test/elbo"] == pytest.approx(change, abs=1e-9)
+    source = torch.load(record["source_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    metrics = json.loads((tmp_path / "mog" / "metrics.json").read_text())
+    refit = torch.load(tmp_path / "mog" / metrics["best_checkpoint"], map_location="cpu", weights_only=False)
+    kept = [k for k in source if k.startswith(("encoder.", "decoder.", "prior.conditional."))]
+    assert any(k.startswith("prior.conditional.") for k in kept)
+    assert all(torch.equal(source[k], refit["state_dict"][k]) for k in kept)
+    assert all(k.startswith("prior.top.") for k in refit["state_dict"] if k not in kept)
+    model = VAE.load_from_checkpoint(tmp_path / "mog" / metrics["best_checkpoint"], map_location="cpu")
+    assert isinstance(model.prior, HierarchicalPrior) and isinstance(model.prior.top, MoGPrior)
+    assert after["test/nll"] <= -after["test/elbo"] + 1e-6
 
 
 def test_a_gaussian_net_clamps_its_log_variances():

@@ -21,10 +21,11 @@ from vaelab.nets.layers import GatedLinear, mlp
 __all__ = ["GaussianNet", "HierarchicalEncoder", "JointPosterior", "top_level"]
 
 
-def top_level(dist: Distribution) -> Distribution:
-    """The top level of a hierarchical model's joint q(z|x) or p(z) (z2's: the prior's own space,
-    where q(z), the holes and the latent figures are taken); a one-level model's is itself."""
-    return getattr(dist, "top", dist)
+def top_level(part: Distribution | nn.Module) -> Distribution | nn.Module:
+    """The top level of a hierarchical model's joint q(z|x) or p(z), or of its encoder (z2's: the
+    prior's own space, where q(z), the holes and the latent figures are taken, and post-hoc priors
+    are fitted); a one-level model's is itself."""
+    return getattr(part, "top", part)
 
 
 class GaussianNet(nn.Module):

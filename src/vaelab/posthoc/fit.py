@@ -31,9 +31,11 @@ from vaelab.config import check_config
 from vaelab.errors import ConfigError, PosthocError
 from vaelab.files import ATTEMPTS, atomic_write_json
 from vaelab.model import VAE
+from vaelab.nets.hierarchy import top_level
 from vaelab.posthoc.setup import before_after, labelled, load_source, log_to, posthoc_config, source_prior
+from vaelab.priors import HierarchicalPrior
 from vaelab.rundir import RunDir
-from vaelab.training.fit import build
+from vaelab.training.fit import build, hierarchical
 from vaelab.training.fit import run as train_run
 from vaelab.training.trackers import option_name
 
@@ -43,14 +45,21 @@ log = logging.getLogger(__name__)
 
 
 class PosthocVAE(VAE):
-    """A VAE whose encoder and decoder stay as loaded: no gradients, always in eval mode, left out
-    of the optimizer. Its arguments and checkpoints are the VAE's (the class is not stored in a
-    checkpoint's hyperparameters), so `VAE.load_from_checkpoint` reads what it saves."""
+    """A VAE whose encoder and decoder (and a hierarchical model's p(z1|z2)) stay as loaded: no
+    gradients, always in eval mode, left out of the optimizer. Its arguments and checkpoints are
+    the VAE's (the class is not stored in a checkpoint's hyperparameters), so
+    `VAE.load_from_checkpoint` reads what it saves."""
+
+    def frozen_parts(self) -> dict[str, torch.nn.Module]:
+        """The trained parts, by their prefix in the state dict: everything but the new prior."""
+        parts = {"encoder": self.encoder, "decoder": self.decoder}
+        if isinstance(self.prior, HierarchicalPrior):  # the new prior is p(z2); p(z1|z2) is the run's
+            parts["prior.conditional"] = self.prior.conditional
+        return parts
 
     def freeze_autoencoder(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Copy the encoder's and decoder's weights from a trained VAE's `state_dict` and freeze them."""
-        for name in ("encoder", "decoder"):
-            part = getattr(self, name)
+        """Copy the frozen parts' weights from a trained VAE's `state_dict` and freeze them."""
+        for name, part in self.frozen_parts().items():
             part.load_state_dict(
                 {k.removeprefix(f"{name}."): v for k, v in state_dict.items() if k.startswith(f"{name}.")}
             )
@@ -60,8 +69,8 @@ class PosthocVAE(VAE):
     def train(self, mode: bool = True) -> PosthocVAE:
         # Lightning switches the whole module to train mode at every epoch; the frozen parts stay in eval.
         super().train(mode)
-        self.encoder.eval()
-        self.decoder.eval()
+        for part in self.frozen_parts().values():
+            part.eval()
         return self
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -75,8 +84,11 @@ def check_compatible(cfg: DictConfig, source: VAE) -> None:
     gtm_vamp) of another size or range than the inputs the encoder was trained on, or an encoder
     without `gaussian_params`; then one log p(z) through the run's encoder, which must work."""
     name = cfg_prior_name(cfg)
-    for part in ("encoder", "decoder"):
-        saved = OmegaConf.to_container(cfg[part], resolve=True)
+    node = lambda key: OmegaConf.to_container(cfg[key], resolve=True)
+    encoder, decoder = node("encoder"), node("decoder")
+    if cfg.get("model", {}).get("name") == "hvae":  # the checkpoint holds the two-level networks
+        encoder, decoder, _ = hierarchical(cfg, encoder, decoder, node("prior"))
+    for part, saved in (("encoder", encoder), ("decoder", decoder)):
         if source.hparams[part] != saved:
             raise PosthocError(
                 f"the run's config.yaml and its checkpoint describe different {part}s "
@@ -86,7 +98,7 @@ def check_compatible(cfg: DictConfig, source: VAE) -> None:
     prior = instantiate(cfg.prior)
     if not any(p.requires_grad for p in prior.parameters()):
         raise PosthocError(f"prior={name} has no parameters to fit: choose a learnable prior")
-    encoder = source.encoder
+    encoder = top_level(source.encoder)  # the prior's space: z2's, for a hierarchical model
     latent = getattr(encoder, "latent_dim", cfg.latent_dim)
     if latent != cfg.prior.latent_dim:
         raise PosthocError(

@@ -109,14 +109,12 @@ def posthoc_config(
 ) -> tuple[DictConfig, list[str]]:
     """The refit's config (not yet checked) and its prior overrides: the run's config.yaml with the
     new prior, the run directory `out_dir`, no KL warm-up (with the encoder and decoder fixed the
-    KL weight would only scale the prior's gradient) and no further post-hoc fits."""
+    KL weight would only scale the prior's gradient) and no further post-hoc fits. For a model=hvae
+    run the new prior is p(z2), the top level's; p(z1|z2) stays the run's, frozen with the encoder
+    and decoder (`vaelab.posthoc.fit.PosthocVAE`)."""
     prior_overrides, other = split_overrides(overrides)
     node = compose_prior(run_dir, prior, prior_overrides, config_dir)
     cfg = OmegaConf.load(RunDir(run_dir).config)
-    if cfg.get("model", {}).get("name", "vae") != "vae":
-        raise PosthocError(
-            f"{run_dir}: a model={cfg.model.name} run; post-hoc priors refit one-level runs (model=vae) only"
-        )
     old = str(cfg.get("run_dir") or "")
     cfg.prior = node
     if cfg.get("logger"):  # resolved in config.yaml: the trackers' folders are the run's, moved here
