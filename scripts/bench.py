@@ -3,6 +3,7 @@
     python scripts/bench.py [--mode paper]   # each prior's training step on the paper preset, x the standard prior's
     python scripts/bench.py --mode everyday  # the default digits run, x a plain PyTorch loop doing the same arithmetic
     python scripts/bench.py --mode figures   # the digits run with the training-time figures on, x with them off
+    python scripts/bench.py --mode evaluation  # the importance-sampled likelihood, x its network passes alone
 
 - paper (`experiment=vampprior_paper`, batch 100, K = 500): seconds per step and per epoch of
   each prior and the ratio to the standard prior; the VampPrior with torch's broadcasting
@@ -16,6 +17,9 @@
   the whole `python train.py`. Medians of wall-clock and of CPU time (benchmarks/everyday.py).
 - figures: the digits run with figures off and on; the time in the figure callback relative to the
   rest of the run, and the drawing in its background thread (benchmarks/figures.py).
+- evaluation (the paper preset, `model=hvae` and conv networks as overrides): the importance-sampled
+  likelihood of `--inputs` images at S = `--samples` against its floor, the same network passes
+  as bare calls; and the time scaled to 10000 test images at S = 5000 (benchmarks/evaluation.py).
 
 Seconds depend on the machine and on what else runs on it; ratios within one run much less. Every
 mode repeats its measurements `--repeats` times in alternation (round-robin), so that a load
@@ -29,6 +33,7 @@ Hydra overrides for every model:
     python scripts/bench.py --device cuda --compile        # on a GPU
     python scripts/bench.py --mode everyday --threads 1 --full
     python scripts/bench.py --mode figures --epochs 50 --repeats 2 prior=flow latent_dim=5
+    python scripts/bench.py --mode evaluation --threads 1 --priors standard vamp model=hvae
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import os
 
 from benchmarks import PRIORS
 
-MODES = ["paper", "everyday", "figures"]  # modules of benchmarks/, imported once the arguments are read
+MODES = ["paper", "everyday", "figures", "evaluation"]  # modules of benchmarks/, imported once the arguments are read
 COMPILE_MODES = ["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 
@@ -83,7 +88,7 @@ def parse_args() -> argparse.Namespace:
     option(group, ("paper",), "--warmup", type=int, default=5, help="untimed steps first (5)")
     option(
         group,
-        ("paper",),
+        ("paper", "evaluation"),
         "--priors",
         nargs="+",
         default=PRIORS,
@@ -104,7 +109,16 @@ def parse_args() -> argparse.Namespace:
         help="also time the plain loop with torch.compile on the encoder and decoder (MODE: default, "
         "reduce-overhead, max-autotune, max-autotune-no-cudagraphs)",
     )
-    option(group, ("paper",), "--root", default=None, help="binarized MNIST folder (the dataset config's root)")
+    option(
+        group,
+        ("paper", "evaluation"),
+        "--root",
+        default=None,
+        help="binarized MNIST folder (the dataset config's root)",
+    )
+    group = parser.add_argument_group("evaluation")
+    option(group, ("evaluation",), "--inputs", type=int, default=100, help="test images (100)")
+    option(group, ("evaluation",), "--samples", type=int, default=500, help="importance samples per image (500)")
     group = parser.add_argument_group("everyday and figures")
     option(group, ("everyday", "figures"), "--epochs", type=int, default=100, help="epochs per training run (100)")
     group = parser.add_argument_group("everyday")

@@ -66,6 +66,24 @@ def test_the_joint_posterior_is_a_density_its_samples_follow():
     assert torch.allclose(q.variance[0].double(), cov.diagonal(), rtol=0.1)
 
 
+def test_log_q_at_the_drawn_sample_reuses_its_lower_level_with_the_same_values_and_gradients():
+    torch.manual_seed(0)
+    encoder = HierarchicalEncoder(MLPEncoder(4, 2, hidden=16), bottom_dim=3, input_dim=4, hidden=16)
+    passes = []
+    encoder.bottom.register_forward_hook(lambda *_: passes.append(1))
+    q = encoder(torch.rand(5, 4) * 3)
+    z = q.rsample((7,))
+    drawn = q.log_prob(z)
+    assert len(passes) == 1  # q(z1|x, z2) of the draw, not a second pass
+    fresh = q.log_prob(z.clone())  # another tensor: computed afresh
+    assert len(passes) == 2 and torch.allclose(drawn, fresh)
+    grads = [torch.autograd.grad(lp.sum(), list(encoder.parameters()), retain_graph=True) for lp in (drawn, fresh)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads, strict=True))
+    with torch.no_grad():
+        sampled = q.sample((2,))
+    assert q.log_prob(sampled).requires_grad  # drawn without gradients: recomputed with them
+
+
 def test_the_posteriors_moments_are_exact_when_z1_depends_linearly_on_z2():
     top = Independent(Normal(torch.tensor([[0.5, -1.0]]), torch.tensor([[2.0, 0.5]])), 1)  # (1, L2=2)
     slope, offset = torch.tensor([[1.5, -0.5], [0.0, 2.0]]), torch.tensor([0.3, -0.2])  # z1 = A z2 + b + noise

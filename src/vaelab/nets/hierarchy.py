@@ -65,13 +65,20 @@ class JointPosterior(Distribution):
         self.top, self.bottom, self.bottom_dim = top, bottom, bottom_dim
         event = torch.Size([bottom_dim + top.event_shape[-1]])
         super().__init__(top.batch_shape, event, validate_args=False)
+        # The last z drawn, its q(z1|x, z2) and whether that was built with gradients: log_prob at
+        # that same z (the ELBO's and the importance sampling's) reuses it instead of a second
+        # pass of the network.
+        self.drawn: tuple[Tensor, Distribution, bool] | None = None
 
     def split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z[..., : self.bottom_dim], z[..., self.bottom_dim :]
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         z2 = self.top.rsample(sample_shape)
-        return torch.cat([self.bottom(z2).rsample(), z2], dim=-1)
+        bottom = self.bottom(z2)
+        z = torch.cat([bottom.rsample(), z2], dim=-1)
+        self.drawn = (z, bottom, torch.is_grad_enabled())
+        return z
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         with torch.no_grad():
@@ -79,7 +86,10 @@ class JointPosterior(Distribution):
 
     def log_prob(self, z: Tensor) -> Tensor:
         z1, z2 = self.split(z)
-        return self.top.log_prob(z2) + self.bottom(z2).log_prob(z1)
+        drawn, bottom = self.drawn, None
+        if drawn is not None and drawn[0] is z and (drawn[2] or not torch.is_grad_enabled()):
+            bottom = drawn[1]
+        return self.top.log_prob(z2) + (self.bottom(z2) if bottom is None else bottom).log_prob(z1)
 
     def _sigma_points(self) -> tuple[Tensor, Tensor]:
         """q(z1|x, z2)'s means and variances at z2 = mean ± sqrt(L2) std along each axis (the
