@@ -94,5 +94,5 @@ def main(args) -> None:
     for prior, values in times.items():
         ours, floor = min(v["vaelab"] for v in values), min(v["floor"] for v in values)
         minutes = f"{ours * scale:.1f} min"
-        print(f"  {prior:<12} {ours:11.3f} {floor:10.3f} {ours / floor:14.2f}x {minutes:>20}", flush=True)
+        print(f"  {prior:<12} {ours:11.4f} {floor:10.4f} {ours / floor:14.2f}x {minutes:>20}", flush=True)
     print(f"\n  at the end: {load()}")

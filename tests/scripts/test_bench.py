@@ -36,6 +36,18 @@ def run_benches(folder: Path) -> dict[str, subprocess.CompletedProcess]:
         "compile": [*TINY_PAPER, "--priors", "standard", "--compile", *no_data, *small],
         "everyday": [*everyday, "trainer.max_epochs=2", *TINY_DIGITS],  # the whole run: 2 epochs too
         "figures": ["--mode", "figures", "--epochs", "1", "--repeats", "1", "--threads", "1", *TINY_DIGITS],
+        "evaluation": [
+            *["--mode", "evaluation", "--inputs", "4", "--samples", "6", "--repeats", "1", "--threads", "1", *no_data],
+            *[
+                "--priors",
+                "standard",
+                "vamp",
+                "model=hvae",
+                "model.hidden=32",
+                "encoder.hidden=32",
+                "decoder.hidden=32",
+            ],
+        ],
     }
     started = {name: Started([sys.executable, "scripts/bench.py", *args], folder / name) for name, args in runs.items()}
     return {name: process.result() for name, process in started.items()}
@@ -99,6 +111,16 @@ def test_figures_prints_on_off_ratios_and_the_drawing_time(early):
     assert re.search(r"^  figures on +[\d.]+ s +[\d.]+x +[\d.]+ s +[\d.]+x +\(", out, re.M), out
     assert re.search(r"the figure callback / the rest of the run \(wall clock\): [+-][\d.]+%$", out, re.M), out
     assert re.search(r"the drawing in its background thread: [\d.]+ s \([\d.]+% of the fit\)$", out, re.M), out
+    assert out.count("load average") == 2
+
+
+@pytest.mark.slow
+def test_evaluation_prints_the_importance_sampling_against_its_floor(early):
+    out = bench(early, "evaluation")
+    assert "model=hvae" in out and "q(z1|x, z2) and p(z1|z2) networks as bare calls" in out, out
+    rows = re.findall(r"^  (standard|vamp) +([\d.]+) +([\d.]+) +([\d.]+)x +([\d.]+) min$", out, re.M)
+    assert [row[0] for row in rows] == ["standard", "vamp"], out
+    assert all(float(number) > 0 for row in rows for number in row[1:]), out
     assert out.count("load average") == 2
 
 
