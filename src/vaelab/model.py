@@ -50,17 +50,24 @@ class VAE(pl.LightningModule):
         """p(x|z)."""
         return self.decoder(z)
 
-    def prior_dist(self) -> Distribution:
-        """p(z), rebuilt from the current parameters (and, for vamp priors, the current encoder)."""
+    def prior_dist(self, batch: torch.Tensor | None = None) -> Distribution:
+        """p(z), rebuilt from the current parameters (and, for vamp priors, the current encoder).
+        `batch`: the training inputs it is built for, told to a prior with a `leave_out` hook (the
+        exemplar prior leaves each example's own exemplar out of its p(z)); None otherwise."""
+        if hasattr(self.prior, "leave_out"):
+            self.prior.leave_out(batch)
         return self.prior(self.encoder)
 
     def elbo_terms(self, x: torch.Tensor, prior: Distribution | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-example (log p(x|z), log q(z|x) - log p(z)) at one reparameterised z ~ q(z|x).
-        `prior`: p(z) if already built (default: `prior_dist()`, rebuilt from the parameters)."""
+        `prior`: p(z) if already built (default: `prior_dist()`, rebuilt from the parameters for
+        this batch)."""
         q = self.encode(x)
         z = q.rsample()
         rec = self.decode(z).log_prob(x)
-        kl = q.log_prob(z) - (self.prior_dist() if prior is None else prior).log_prob(z)
+        if prior is None:
+            prior = self.prior_dist(batch=x if self.training else None)
+        kl = q.log_prob(z) - prior.log_prob(z)
         return rec, kl
 
     def kl_weight(self) -> float:

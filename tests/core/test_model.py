@@ -70,7 +70,7 @@ def test_validation_builds_the_prior_once_and_gives_the_per_batch_result(make_cf
     model, datamodule = vaelab.build(cfg), DigitsDataModule(batch_size=32, eval_batch_size=32)
     calls = []
     prior_dist = VAE.prior_dist
-    monkeypatch.setattr(VAE, "prior_dist", lambda self: calls.append(1) or prior_dist(self))
+    monkeypatch.setattr(VAE, "prior_dist", lambda self, batch=None: calls.append(1) or prior_dist(self, batch))
 
     def validate() -> float:
         trainer = pl.Trainer(

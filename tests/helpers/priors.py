@@ -12,6 +12,7 @@ from torch import nn
 from helpers import PRIORS
 from vaelab.nets import MLPEncoder
 from vaelab.priors import (
+    ExemplarPrior,
     FlowPrior,
     GTMPrior,
     GTMVampPrior,
@@ -58,6 +59,10 @@ def make_prior(name: str, latent_dim: int = LATENT_DIM, **kwargs) -> nn.Module:
         return ResampledPrior(latent_dim, hidden=32, truncation=3, **kwargs)
     if name == "vamp_data":  # K of the inputs `trained` fits, kept as they are
         prior = VampPrior(latent_dim, **data_range, init="data", learnable_inputs=False, **kwargs)
+        prior.init_from_data(images_of(blobs(latent_dim)))
+        return prior
+    if name == "exemplar":  # the inputs `trained` fits, all of them exemplars
+        prior = ExemplarPrior(latent_dim, INPUT_DIM, **kwargs)
         prior.init_from_data(images_of(blobs(latent_dim)))
         return prior
     raise ValueError(f"unknown prior {name!r}; expected one of {PRIORS}")

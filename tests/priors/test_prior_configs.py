@@ -12,6 +12,7 @@ from torch import nn
 from vaelab.config import check_config
 from vaelab.errors import ConfigError
 from vaelab.priors import (
+    ExemplarPrior,
     FlowPrior,
     GTMPrior,
     GTMVampPrior,
@@ -72,6 +73,11 @@ def test_hydra_config_gives_documented_defaults(name):
     elif name == "vamp_data":
         assert isinstance(prior, VampPrior) and prior.init == "data"
         assert "u" not in dict(prior.named_parameters()) and prior.u.shape == (16, cfg.dataset.input_dim)
+    elif name == "exemplar":  # every training input an exemplar, 1000 of them a training step
+        assert isinstance(prior, ExemplarPrior) and prior.num_exemplars == 1000
+        assert [n for n, _ in prior.named_parameters()] == ["log_sigma"] and prior.log_sigma.item() == 0.0
+        prior.init_from_data(torch.arange(2 * cfg.dataset.input_dim).reshape(2, -1) % 17)
+        assert prior.exemplars.shape == (2, cfg.dataset.input_dim) and prior.exemplars.dtype == torch.uint8
     assert isinstance(prior, Prior)
     prior.eval()  # lars: evaluation's Z
     assert prior(encoder).sample((4,)).shape == (4, latent_dim)

@@ -223,6 +223,11 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             f"prior.learnable_inputs=false is not allowed with prior.init={value('prior.init')}: "
             "fixed pseudo-inputs must be training inputs, prior.init=data"
         )
+    if str(value("prior._target_") or "").endswith("ExemplarPrior"):
+        if value("prior.init") != "data":
+            raise _error("prior.init", value("prior.init"), "prior=exemplar's exemplars are the training inputs: data")
+        if (count := value("prior.num_exemplars")) is not None and not is_positive_int(count):
+            raise _error("prior.num_exemplars", count, "must be a positive integer, or null for all exemplars")
     if str(value("prior._target_") or "").endswith("FlowPrior") and value("latent_dim") < 2:
         raise _error(
             "latent_dim", value("latent_dim"), "prior=flow needs latent_dim >= 2 (its coupling layers split z in two)"
@@ -265,6 +270,8 @@ def _check_data_init(value: Callable[[str], Any]) -> None:
     """A data-initialised prior copies K training examples: there must be K of them, as known
     before reading the data from the datamodule class's `SPLIT_SIZES` and `limit`."""
     if value("prior.init") != "data" or value("dataset.datamodule._target_") is None:
+        return
+    if value("prior.num_components") is None:  # a prior that keeps every training input (exemplar)
         return
     datamodule = _locate("dataset.datamodule._target_", value("dataset.datamodule._target_"))
     sizes = getattr(datamodule, "SPLIT_SIZES", None)

@@ -6,7 +6,7 @@ Distribution is rebuilt on every call and never cached. Priors that go through t
 says exactly what a prior provides and which optional hooks the figures and evaluation use.
 
 One family per file: `mixtures` (standard, mog, gtm), `encoder_based` (vamp, vamp_data,
-gtm_vamp), `flows` (flow, maf, nsf), `resampled` (lars). Every class is importable from here,
+gtm_vamp), `exemplar` (exemplar), `flows` (flow, maf, nsf), `resampled` (lars). Every class is importable from here,
 e.g. `vaelab.priors.VampPrior`, which is also the `_target_` the configs (and old checkpoints) name.
 
 Reference: J. M. Tomczak, "Priors in VAEs" (blog post) and Tomczak & Welling, "VAE with a
@@ -17,6 +17,7 @@ from torch.distributions import Distribution
 
 from vaelab.priors.base import Prior, add_mixing_logits, square_grid
 from vaelab.priors.encoder_based import PSEUDO_INPUT_INITS, GTMVampPrior, VampPrior
+from vaelab.priors.exemplar import ExemplarMixture, ExemplarPrior
 from vaelab.priors.flows import FlowPrior, MAFPrior, NSFPrior
 from vaelab.priors.hierarchy import HierarchicalPrior, JointPrior
 from vaelab.priors.mixtures import DiagonalGaussianMixture, GTMPrior, MoGPrior, StandardPrior, diagonal_gaussian_mixture
@@ -26,6 +27,8 @@ __all__ = [
     "PSEUDO_INPUT_INITS",
     "Prior",
     "DiagonalGaussianMixture",
+    "ExemplarMixture",
+    "ExemplarPrior",
     "HierarchicalPrior",
     "JointPrior",
     "FlowPrior",

@@ -16,7 +16,7 @@ __all__ = ["HierarchicalPrior", "JointPrior"]
 
 # What the figures and the model's set-up ask of a prior (`vaelab.priors.base.Prior`): the top
 # prior's, where it has them.
-DELEGATED = ("pseudo_inputs", "input_min", "input_max", "init_from_data", "component_means")
+DELEGATED = ("pseudo_inputs", "input_min", "input_max", "init_from_data", "component_means", "leave_out")
 
 
 class JointPrior(Distribution):
