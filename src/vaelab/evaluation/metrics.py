@@ -5,12 +5,16 @@ For N inputs x_n and S samples z_ns ~ q(z|x_n) each (Burda et al., 2016):
     log p(x_n) ≈ log (1/S) sum_s p(x_n|z_ns) p(z_ns) / q(z_ns|x_n)    (below log p(x_n) on average)
     ELBO = REC - KL,   KL = CE[q(z)||p(z)] - H[q(z|x)]                 (Tomczak, "Priors in VAEs")
     KL = I(x;z) + KL(q(z)||p(z))                                       (Hoffman & Johnson, 2016)
+    KL(q(z)||p(z)) = TC(q(z)) + sum_j KL(q(z_j)||p(z_j))               (Chen et al., 2018; factorised p)
 
 with q(z) = (1/N) sum_n q(z|x_n) the aggregated posterior of the N inputs. REC, KL, CE and H are
 averages over the same N*S samples as the IS estimate, so ELBO = REC - KL and KL = CE - H hold to
 float precision and the IS estimate is at least the ELBO for every input. I(x;z) needs log q(z), a
 sum over all N inputs, so it is averaged over `num_latent_samples` fresh samples of q(z), the same
-number per input; the marginal KL is KL - I, so that identity is exact too.
+number per input; the marginal KL is KL - I, so that identity is exact too. The total correlation
+TC(q(z)) = E_q[log q(z) - sum_j log q(z_j)] and, for a prior that factorises over dimensions, the
+dimension-wise KL E_q[sum_j log q(z_j) - log p(z)] are averaged over those same samples of q(z): with
+I they add up to the same samples' KL, and to KL above within Monte Carlo error.
 
 The functions take Distribution-returning callables (encode, decode) and a prior Distribution, so
 they work for any model with that interface; `evaluate_model` adds eval mode, no_grad and a seed.
@@ -24,7 +28,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution
+from torch.distributions import Distribution, Independent
 
 from vaelab.evaluation.exact import MAX_LATENT_DIM, exact_metrics
 from vaelab.evaluation.likelihood import Conditional, sample_averages
@@ -35,6 +39,12 @@ __all__ = ["evaluate", "evaluate_model", "prior_moments"]
 
 
 EXACT_CHOICES = ("auto", True, False)
+
+
+def factorised(prior: Distribution) -> bool:
+    """p(z) = prod_j p(z_j): a torch Independent over univariate distributions (the standard
+    prior), for which KL(q(z)||p(z)) splits into TC and the dimension-wise KLs."""
+    return isinstance(prior, Independent) and prior.base_dist.event_shape == torch.Size()
 
 
 def prior_moments(prior: Distribution, samples: Tensor) -> tuple[Tensor, Tensor]:
@@ -87,7 +97,10 @@ def evaluate(
     log_q_at_q = q_z.log_prob(z_q)
     log_q_given_x = q_z.conditional_log_prob(z_q)  # log q(z|x_n) at z ~ q(z|x_n)
     mutual_info = (log_q_given_x - log_q_at_q).mean()
-    kl_top = kl if top_prior is prior else (log_q_given_x - top_prior.log_prob(z_q.float()).double()).mean()
+    log_p_at_q = top_prior.log_prob(z_q.float()).double()
+    kl_top = kl if top_prior is prior else (log_q_given_x - log_p_at_q).mean()
+    log_marginals = q_z.marginal_log_prob(z_q).sum(-1)
+    total_correlation = (log_q_at_q - log_marginals).mean()
 
     # Holes (Rezende & Viola, 2018): prior samples where q(z) is below its 1st percentile, calibrated on
     # held-out encodings; the in-sample version (q's own samples) saturates in high dimensions.
@@ -115,6 +128,9 @@ def evaluate(
         "test/hole_fraction": in_sample_hole_fraction,
         "test/active_units": (q_z.activity > 0.01).sum(),
     }
+    metrics["test/total_correlation"] = total_correlation
+    if factorised(top_prior):  # KL(q(z)||p(z)) = TC + sum_j KL(q(z_j)||p(z_j))
+        metrics["test/dimwise_kl"] = (log_marginals - log_p_at_q).mean()
     if top_prior is not prior:  # the KL of the lower level: E KL(q(z1|x, z2) || p(z1|z2))
         metrics["test/kl_bottom"] = kl - kl_top
     if getattr(prior, "log_z_stderr", None) is not None:  # a prior normalised by a Monte Carlo Z (lars)

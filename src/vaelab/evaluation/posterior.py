@@ -42,6 +42,19 @@ class AggregatedPosterior:
         ]
         return (torch.cat(log_q) - math.log(num)).reshape(z.shape[:-1])
 
+    def marginal_log_prob(self, z: Tensor, chunk_size: int = 1024) -> Tensor:
+        """log q(z_j) of each dimension's marginal, a 1-D mixture over the N inputs, for z of shape
+        (..., L): shape (..., L), in float64. Memory holds (chunk_size, N) numbers at a time."""
+        num, dim = self.loc.shape
+        flat = z.reshape(-1, dim).double()
+        out = torch.empty_like(flat)
+        for j in range(dim):
+            marginal = Normal(self.loc[:, j], self.scale[:, j])
+            for start in range(0, flat.shape[0], chunk_size):
+                chunk = flat[start : start + chunk_size, j, None]
+                out[start : start + chunk_size, j] = marginal.log_prob(chunk).logsumexp(-1)
+        return (out - math.log(num)).reshape(z.shape)
+
     def sample_per_input(self, k: int) -> Tensor:
         """k samples from each q(z|x_n): shape (k, N, L), stratified samples of q(z)."""
         return self.loc + self.scale * torch.randn((k, *self.loc.shape), dtype=self.loc.dtype, device=self.loc.device)

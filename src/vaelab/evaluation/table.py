@@ -49,16 +49,24 @@ def quality_rows(m: dict[str, Any], row) -> list[str]:
 
 def decomposition_rows(m: dict[str, Any], row, num, log_n: float) -> list[str]:
     """KL = I(x;z) + KL(q(z)||p(z)); for a hierarchical model that of the top level z2, whose
-    KL is the whole KL less the lower level's, E KL(q(z1|x,z2)||p(z1|z2))."""
-    if "test/kl_bottom" not in m:
-        rest = f"= {num(m['test/mutual_info'])} + {num(m['test/marginal_kl'])}   (I <= log N = {log_n:.3f})"
-        return [row("KL = I(x;z) + KL(q(z)||p(z))", m["test/kl"], rest)]
-    top = m["test/kl"] - m["test/kl_bottom"]
+    KL is the whole KL less the lower level's, E KL(q(z1|x,z2)||p(z1|z2)). Then the marginal KL's
+    total correlation, and for a factorised prior its split TC + dimension-wise KL."""
     rest = f"= {num(m['test/mutual_info'])} + {num(m['test/marginal_kl'])}   (I <= log N = {log_n:.3f})"
-    return [
-        row("KL = KL(z2) + E KL(z1|z2)", m["test/kl"], f"= {num(top)} + {num(m['test/kl_bottom'])}"),
-        row("KL(z2) = I(x;z2) + KL(q||p)(z2)", top, rest),
-    ]
+    if "test/kl_bottom" not in m:
+        lines = [row("KL = I(x;z) + KL(q(z)||p(z))", m["test/kl"], rest)]
+    else:
+        top = m["test/kl"] - m["test/kl_bottom"]
+        lines = [
+            row("KL = KL(z2) + E KL(z1|z2)", m["test/kl"], f"= {num(top)} + {num(m['test/kl_bottom'])}"),
+            row("KL(z2) = I(x;z2) + KL(q||p)(z2)", top, rest),
+        ]
+    if "test/total_correlation" not in m:  # evaluated before vaelab reported it
+        return lines
+    tc = m["test/total_correlation"]
+    if "test/dimwise_kl" in m:
+        split = f"= {num(tc)} + {num(m['test/dimwise_kl'])} (on q(z)'s samples: {tc + m['test/dimwise_kl']:.3f})"
+        return [*lines, row("KL(q||p) = TC + sum KL(q_j||p_j)", m["test/marginal_kl"], split)]
+    return [*lines, row("TC = KL(q(z)||prod_j q(z_j))", tc)]
 
 
 def format_table(metrics: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ COLUMNS = [
     ("test/kl", "KL", "min", 2),
     ("test/mutual_info", "I(x;z)", "max", 3),
     ("test/marginal_kl", "KL(q(z)‖p(z))", "min", 3),
+    ("test/total_correlation", "TC(q(z))", None, 3),
+    ("test/dimwise_kl", "Σ KL(q(z_j)‖p(z_j))", "min", 3),  # factorised priors
     ("test/reverse_kl", "KL(p(z)‖q(z))", "min", 3),
     ("test/hole_fraction_heldout", "hole fraction", "min", 3),
     ("test/hole_rank", "hole rank", "max", 3),

@@ -47,6 +47,7 @@ HP_METRICS = {
     "hp/test_elbo": "test/elbo",
     "hp/mutual_info": "test/mutual_info",
     "hp/marginal_kl": "test/marginal_kl",
+    "hp/total_correlation": "test/total_correlation",
     "hp/test_nll_exact": "test/nll_exact",  # latent_dim <= 2 only
     "hp/fid": "test/fid",  # sample quality (vaelab.evaluation.quality), when the data have labels
     "hp/precision": "test/precision",
