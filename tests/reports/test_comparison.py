@@ -76,3 +76,17 @@ def test_the_sweep_report_has_precision_recall_and_fid_columns(tmp_path):
     assert (rows["vamp"]["test/precision_best"], rows["standard"]["test/recall_best"]) == ("1", "1")  # higher is better
     assert rows["vamp"]["test/fid_best"] == "1" and rows["standard"]["test/fid_best"] == "0"  # lower is better
     assert "| precision ↑ | recall ↑ | FID ↓ |" in (tmp_path / "comparison.md").read_text()
+
+
+def test_a_prior_with_an_estimated_log_density_is_marked_in_the_table_and_the_csv(tmp_path):
+    fake_job(tmp_path, 0, "standard", 1, {"test/nll": 98.0, "prior/exact_log_prob": True})
+    estimator = "Z = E_pi[a(z)] over 100000 samples of pi"
+    fake_job(
+        tmp_path, 1, "lars", 1, {"test/nll": 97.0, "prior/exact_log_prob": False, "prior/log_prob_estimator": estimator}
+    )
+    write_report(tmp_path)
+    markdown = (tmp_path / "comparison.md").read_text()
+    assert "| lars † | 1 | **97.00** |" in markdown and "| standard | 1 | 98.00 |" in markdown
+    assert "† log p(z) is estimated" in markdown
+    rows = {row["prior"]: row for row in read_csv(tmp_path / "comparison.csv")}
+    assert (rows["lars"]["exact_log_prob"], rows["standard"]["exact_log_prob"]) == ("0", "1")

@@ -137,8 +137,11 @@ def evaluate(
         metrics["test/prior_log_z_stderr"] = prior.log_z_stderr
     stats = {"q_mean": q_z.mean, "q_var": q_z.variance, "prior_mean": prior_mean, "prior_var": prior_var}
     stats["activity"] = q_z.activity
+    exact_log_prob = bool(getattr(prior, "exact_log_prob", True))
     results = {
         **{key: value.item() for key, value in metrics.items()},
+        "prior/exact_log_prob": exact_log_prob,
+        **({} if exact_log_prob else {"prior/log_prob_estimator": getattr(prior, "log_prob_estimator", "unknown")}),
         "latent_stats": {key: value.tolist() for key, value in stats.items()},
     }
     latent_dim = prior.event_shape[-1] if prior.event_shape else z_p.shape[-1]  # every level's dimensions

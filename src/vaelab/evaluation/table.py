@@ -24,6 +24,13 @@ def exact_rows(m: dict[str, Any], row: Callable) -> list[str]:
     ]
 
 
+def estimated(m: dict[str, Any]) -> str:
+    """The note on the NLL of a prior whose log p(z) is estimated (lars): not a guaranteed bound."""
+    if m.get("prior/exact_log_prob", True):
+        return ""
+    return f"; log p(z) estimated, not a bound: {m.get('prior/log_prob_estimator', '')}"
+
+
 def quality_rows(m: dict[str, Any], row) -> list[str]:
     """The console lines of the sample quality, if it was measured ."""
     if "test/fid" not in m:
@@ -80,7 +87,7 @@ def format_table(metrics: dict[str, Any]) -> str:
     lines = [
         f"vaelab eval: {run['num_inputs']} test inputs, S={run['num_samples']} importance samples "
         f"(chunks of {run['chunk_size']}), seed {run['seed']}, {run['seconds']:.1f}s",
-        row("-log p(x) [nats]", m["test/nll"], f"{m['test/bpd']:.4f} bits/dim"),
+        row("-log p(x) [nats]", m["test/nll"], f"{m['test/bpd']:.4f} bits/dim{estimated(m)}"),
         *exact_rows(m, row),
         row("ELBO = REC - KL", m["test/elbo"], f"= {num(m['test/rec'])} - {num(m['test/kl'])}"),
         row(

@@ -40,6 +40,10 @@ class Prior(Protocol):
         NotImplementedError (torch's default), moments of samples are used.
       - `log_z_stderr` (optional): for a density normalised by a Monte Carlo estimate of its
         constant, the standard error of that log-estimate, reported as test/prior_log_z_stderr.
+      - `exact_log_prob` (optional, default True): False where `log_prob` is an estimate (lars);
+        then `log_prob_estimator` says how it is estimated and with what error. The evaluation
+        reports both (`prior/exact_log_prob`, `prior/log_prob_estimator`): the test NLL of such a
+        prior is no longer the usual stochastic upper bound.
 
     Optional hooks on the module, found with hasattr:
       - `component_means(encoder) -> (K, latent_dim)`: a mixture's component means, drawn as

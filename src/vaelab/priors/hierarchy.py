@@ -29,8 +29,9 @@ class JointPrior(Distribution):
         self.top, self.conditional, self.bottom_dim = top, conditional, bottom_dim
         self.has_rsample = top.has_rsample
         super().__init__(top.batch_shape, torch.Size([bottom_dim + top.event_shape[-1]]), validate_args=False)
-        if hasattr(top, "log_z_stderr"):
-            self.log_z_stderr = top.log_z_stderr
+        for name in ("log_z_stderr", "exact_log_prob", "log_prob_estimator"):  # what the evaluation reports
+            if hasattr(top, name):
+                setattr(self, name, getattr(top, name))
 
     def log_prob(self, z: Tensor) -> Tensor:
         z1, z2 = z[..., : self.bottom_dim], z[..., self.bottom_dim :]

@@ -39,6 +39,7 @@ class ResampledNormal(Distribution):
     arg_constraints = {}
     support = constraints.real_vector
     has_rsample = False
+    exact_log_prob = False  # Z is a Monte Carlo estimate
 
     def __init__(
         self,
@@ -47,8 +48,10 @@ class ResampledNormal(Distribution):
         truncation: int,
         loc: Tensor,
         log_z_stderr: Tensor | None = None,
+        log_prob_estimator: str = "Z = E_pi[a(z)] by Monte Carlo",
     ):
         self.acceptance_logit, self.truncation = acceptance_logit, int(truncation)
+        self.log_prob_estimator = log_prob_estimator
         # a(z) < 1 in exact arithmetic; float rounding can give Z = 1, where log(1 - Z) is -inf.
         self.normaliser = normaliser.clamp(max=1 - torch.finfo(normaliser.dtype).eps)
         self.log_z_stderr = log_z_stderr
@@ -159,4 +162,8 @@ class ResampledPrior(nn.Module):
             return ResampledNormal(self.net, batch_z + (self.z_ema - batch_z).detach(), self.truncation, self.loc)
         generator = torch.Generator(device=self.loc.device).manual_seed(0)
         z, log_z_stderr = self.estimate_z(self.eval_samples, generator)
-        return ResampledNormal(self.net, z, self.truncation, self.loc, log_z_stderr)
+        estimator = (
+            f"Z = E_pi[a(z)] over {self.eval_samples} samples of pi (seeded): every log p(z) shares the error of "
+            f"log Z, {float(log_z_stderr):.2g} (standard error), and so does the NLL"
+        )
+        return ResampledNormal(self.net, z, self.truncation, self.loc, log_z_stderr, estimator)

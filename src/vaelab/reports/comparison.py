@@ -126,14 +126,20 @@ def write_markdown(report: Report) -> None:
 
 def write_csv(report: Report) -> None:
     best = {column[0]: best_rows(report.rows, column) for column in report.columns}
-    header = ["prior", "settings", "completed", "failed"]
+    header = ["prior", "settings", "completed", "failed", "exact_log_prob"]
     for key, *_ in report.columns:
         header += [f"{key}_mean", f"{key}_std", f"{key}_best"]
     handle = io.StringIO(newline="")
     writer = csv.writer(handle)
     writer.writerow(header)
     for i, row in enumerate(report.rows):
-        values = [row.prior, row.settings, len(row.completed), len(row.jobs) - len(row.completed)]
+        values = [
+            row.prior,
+            row.settings,
+            len(row.completed),
+            len(row.jobs) - len(row.completed),
+            int(not row.estimated),
+        ]
         for key, *_ in report.columns:
             mean, std = row.stats.get(key, (None, None))
             values += ["" if mean is None else mean, "" if std is None else std, int(i in best[key])]

@@ -33,6 +33,10 @@ COLUMNS = [
     ("epochs", "epochs", "min", 0),
     ("train_seconds", "train time (s)", "min", 1),
 ]
+ESTIMATED = (
+    "† log p(z) is estimated (metrics.json: prior/log_prob_estimator), so the NLL is not the usual stochastic "
+    "upper bound on −log p(x)."
+)
 RANK_KEY = "test/nll_exact"  # rows are ranked by it (lowest first) when some job has it
 # Config keys stated above the table.
 
@@ -48,7 +52,13 @@ class Row:
 
     @property
     def label(self) -> str:
-        return f"{self.prior} ({self.settings})" if self.settings else self.prior
+        label = f"{self.prior} ({self.settings})" if self.settings else self.prior
+        return f"{label} †" if self.estimated else label
+
+    @property
+    def estimated(self) -> bool:
+        """Some completed job's log p(z) is an estimate (lars): its NLL is not the usual bound."""
+        return any(job.metrics.get("prior/exact_log_prob") is False for job in self.completed)
 
     @property
     def completed(self) -> list[Job]:
@@ -124,4 +134,6 @@ def markdown_table(rows: list[Row], columns: list[tuple]) -> str:
             text = _cell(row.stats[key], decimals) if key in row.stats else ("failed" if not row.completed else "–")
             cells.append(f"**{text}**" if i in winners else text)
         lines.append("| " + " | ".join(cells) + " |")
+    if any(row.estimated for row in rows):
+        lines += ["", ESTIMATED]
     return "\n".join(lines)
