@@ -29,6 +29,7 @@ class VAE(pl.LightningModule):
         optimizer: dict[str, Any],
         kl_warmup_epochs: int = 0,
         image_shape: list[int] | None = None,
+        schedule: dict[str, Any] | None = None,
     ):
         super().__init__()
         # Stored in checkpoints, not sent to the loggers: they get `vaelab.training.trackers.run_hparams`.
@@ -36,6 +37,10 @@ class VAE(pl.LightningModule):
         self.encoder = instantiate(encoder)
         self.decoder = instantiate(decoder)
         self.prior = instantiate(prior)
+        # How the prior's parameters are optimised (the `schedule` group; None: joint). Alternating
+        # updates step two optimizers by hand in `training_step`.
+        self.schedule = dict(schedule or {"name": "joint"})
+        self.automatic_optimization = self.schedule["name"] != "alternating"
         self.last_finite: dict[str, Any] = {}  # epoch, step and metrics of the last finite step
         self.train_sums: torch.Tensor | None = None
         self.restored_sums: tuple[int, torch.Tensor | None] | None = None  # from a checkpoint, see on_train_epoch_start
@@ -111,7 +116,26 @@ class VAE(pl.LightningModule):
             )
         # Kept as tensors: turned into numbers only for the error message, not at every step.
         self.last_finite = {"epoch": self.current_epoch, "step": self.global_step, **metrics}
+        if not self.automatic_optimization:
+            self.alternate(batch[0], loss)
         return loss
+
+    def alternate(self, x: torch.Tensor, loss: torch.Tensor) -> None:
+        """schedule=alternating: a step of the encoder and decoder on this batch's loss, then
+        `prior_steps` steps of the prior alone on the same batch. Only -log p(z) depends on the
+        prior's parameters, so its steps take the gradient of beta * E_q[-log p(z)] at fresh
+        z ~ q(z|x) of the updated encoder (no decoder pass)."""
+        autoencoder, prior = self.optimizers()
+        autoencoder.zero_grad()
+        self.manual_backward(loss)
+        autoencoder.step()
+        for _ in range(self.schedule["prior_steps"]):
+            with torch.no_grad():
+                z = self.encode(x).sample()
+            prior_loss = -self.kl_weight() * self.prior_dist(batch=x).log_prob(z).mean()
+            prior.zero_grad()
+            self.manual_backward(prior_loss)
+            prior.step()
 
     def last_finite_metrics(self) -> dict[str, float] | str:
         """The epoch, step and metrics of the last training step with a finite loss, rounded."""
@@ -173,5 +197,18 @@ class VAE(pl.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return instantiate(self.hparams.optimizer, _partial_=True)(self.parameters())
+    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
+        """joint: one optimizer over every parameter; separate_lr: the prior's parameters in a group
+        of their own at `prior_lr_factor` x the learning rate; alternating: two optimizers, the
+        encoder's and decoder's and the prior's (a hierarchical model's p(z1|z2) included)."""
+        make = instantiate(self.hparams.optimizer, _partial_=True)
+        name = self.schedule["name"]
+        if name == "joint":
+            return make(self.parameters())
+        prior = [p for p in self.prior.parameters() if p.requires_grad]
+        theirs = {id(p) for p in prior}
+        rest = [p for p in self.parameters() if id(p) not in theirs]
+        group = {"params": prior, "lr": self.hparams.optimizer["lr"] * self.schedule["prior_lr_factor"]}
+        if name == "separate_lr":
+            return make([{"params": rest}, group])
+        return [make(rest), make([group])]

@@ -80,6 +80,7 @@ def check_config(cfg: DictConfig, machine: bool = True, files: bool = True) -> N
     _check_rules(value)
     _check_data_init(value)
     _check_optimizer(value)
+    _check_schedule(value)
     if machine:
         _check_devices(value)
     if files:
@@ -223,6 +224,25 @@ def _check_rules(value: Callable[[str], Any]) -> None:
             f"prior.learnable_inputs=false is not allowed with prior.init={value('prior.init')}: "
             "fixed pseudo-inputs must be training inputs, prior.init=data"
         )
+    if value("schedule.name") == "alternating":  # two optimizers stepped by hand (Lightning's manual optimization)
+        if "ddp" in str(value("trainer.strategy") or ""):
+            raise _error(
+                "schedule.name",
+                "alternating",
+                "with a ddp strategy: alternating updates run in one process (trainer=cpu or gpu)",
+            )
+        if value("trainer.gradient_clip_val"):
+            raise _error(
+                "trainer.gradient_clip_val",
+                value("trainer.gradient_clip_val"),
+                "must be null with schedule=alternating",
+            )
+        if (value("trainer.accumulate_grad_batches") or 1) > 1:
+            raise _error(
+                "trainer.accumulate_grad_batches",
+                value("trainer.accumulate_grad_batches"),
+                "must be 1 with schedule=alternating",
+            )
     if str(value("prior._target_") or "").endswith("ExemplarPrior"):
         if value("prior.init") != "data":
             raise _error("prior.init", value("prior.init"), "prior=exemplar's exemplars are the training inputs: data")
@@ -284,6 +304,22 @@ def _check_data_init(value: Callable[[str], Any]) -> None:
             f"at most {min(bounds)} with prior.init=data "
             f"(the training split has {min(bounds)} examples to copy); or prior.init=random",
         )
+
+
+def _check_schedule(value: Callable[[str], Any]) -> None:
+    """A schedule other than joint optimises the prior's parameters on their own: the prior
+    (built here, without data) must have some."""
+    name = value("schedule.name")
+    if name in (None, "joint") or value("prior._target_") is None:
+        return
+    from hydra.utils import instantiate  # here: only a non-joint schedule pays for building the prior
+
+    try:
+        prior = instantiate(value("prior"))
+    except Exception:  # noqa: BLE001 - the prior's own errors are reported where it is built
+        return
+    if not any(p.requires_grad for p in prior.parameters()):
+        raise _error("schedule", name, "needs a prior with parameters to train; this one has none (use schedule=joint)")
 
 
 def _check_optimizer(value: Callable[[str], Any]) -> None:

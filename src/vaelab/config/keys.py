@@ -57,17 +57,24 @@ POSITIVE_INTS = [
     "encoder.hidden", "encoder.num_layers", "decoder.hidden", "decoder.num_layers", "decoder.map_channels",
     "decoder.kernel", "model.bottom_dim", "model.hidden", "model.encoder_layers", "model.prior_layers",
     "prior.num_components", "prior.grid_side", "prior.hidden", "prior.num_layers",
-    "prior.bins", "prior.truncation", "prior.num_samples", "prior.eval_samples",
+    "prior.bins", "prior.truncation", "prior.num_samples", "prior.eval_samples", "schedule.prior_steps",
     "early_stopping.patience",
     "eval.num_samples", "eval.chunk_size", "eval.num_latent_samples", "figures.every_n_epochs", "log.every_n_epochs",
     "log.refresh_rate", "eval.quality.k",
 ]  # fmt: skip
-POSITIVE_REALS = ["optimizer.lr", "prior.init_scale", "prior.grid_range", "eval.exact_width"]
+POSITIVE_REALS = [
+    "optimizer.lr",
+    "prior.init_scale",
+    "prior.grid_range",
+    "eval.exact_width",
+    "schedule.prior_lr_factor",
+]
 NON_NEGATIVE_INTS = ["kl_warmup_epochs"]
 CHOICES = {
     "prior.init": PSEUDO_INPUT_INITS,
     "decoder.likelihood": LIKELIHOODS,
     "model.name": ("vae", "hvae"),
+    "schedule.name": ("joint", "separate_lr", "alternating"),
     "model.activation": ACTIVATIONS,
     "encoder.activation": ACTIVATIONS,
     "decoder.activation": ACTIVATIONS,

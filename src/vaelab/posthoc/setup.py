@@ -120,6 +120,8 @@ def posthoc_config(
     if cfg.get("logger"):  # resolved in config.yaml: the trackers' folders are the run's, moved here
         cfg.logger = _moved(OmegaConf.to_container(cfg.logger), old, str(out_dir))
     cfg.run_dir, cfg.kl_warmup_epochs, cfg.resume, cfg.posthoc = str(out_dir), 0, None, None
+    if "schedule" in cfg:  # only the prior trains: one optimizer, whatever the run's schedule was
+        cfg.schedule = {"name": "joint"}
     for override in other:
         key = override.split("=", 1)[0]
         if not key.startswith("+") and OmegaConf.select(cfg, key, default=KeyError) is KeyError:

@@ -55,6 +55,7 @@ def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None, mod
         optimizer=node("optimizer"),
         kl_warmup_epochs=cfg.kl_warmup_epochs,
         image_shape=list(cfg.dataset.image_shape),
+        schedule=node("schedule") if cfg.get("schedule") else None,
     )
     if cfg.prior.get("init") == "data":
         if datamodule is None:

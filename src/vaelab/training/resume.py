@@ -35,7 +35,7 @@ RESUMABLE_KEYS = (
 
 # Config keys that runs saved before they existed lack, with the value that does what their absence
 # did: such a run resumes under a config that has them.
-ADDED_KEYS = {"model": {"name": "vae"}}
+ADDED_KEYS = {"model": {"name": "vae"}, "schedule": {"name": "joint"}}
 
 
 def _is_resumable(key: str) -> bool:
