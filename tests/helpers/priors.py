@@ -16,6 +16,7 @@ from vaelab.priors import (
     FlowPrior,
     GTMPrior,
     GTMVampPrior,
+    LatentVAEPrior,
     MAFPrior,
     MoGPrior,
     NSFPrior,
@@ -61,6 +62,8 @@ def make_prior(name: str, latent_dim: int = LATENT_DIM, **kwargs) -> nn.Module:
         prior = VampPrior(latent_dim, **data_range, init="data", learnable_inputs=False, **kwargs)
         prior.init_from_data(images_of(blobs(latent_dim)))
         return prior
+    if name == "latent_vae":
+        return LatentVAEPrior(latent_dim, hidden=32, **kwargs)
     if name == "exemplar":  # the inputs `trained` fits, all of them exemplars
         prior = ExemplarPrior(latent_dim, INPUT_DIM, **kwargs)
         prior.init_from_data(images_of(blobs(latent_dim)))

@@ -16,6 +16,7 @@ from vaelab.priors import (
     FlowPrior,
     GTMPrior,
     GTMVampPrior,
+    LatentVAEPrior,
     MAFPrior,
     MoGPrior,
     NSFPrior,
@@ -78,6 +79,12 @@ def test_hydra_config_gives_documented_defaults(name):
         assert [n for n, _ in prior.named_parameters()] == ["log_sigma"] and prior.log_sigma.item() == 0.0
         prior.init_from_data(torch.arange(2 * cfg.dataset.input_dim).reshape(2, -1) % 17)
         assert prior.exemplars.shape == (2, cfg.dataset.input_dim) and prior.exemplars.dtype == torch.uint8
+    elif name == "latent_vae":  # p(z|u) and q(u|z) over a 2-D u; 1 importance sample in training, 100 in eval
+        assert isinstance(prior, LatentVAEPrior) and (prior.inner_dim, prior.train_samples, prior.eval_samples) == (
+            2,
+            1,
+            100,
+        )
     assert isinstance(prior, Prior)
     prior.eval()  # lars: evaluation's Z
     assert prior(encoder).sample((4,)).shape == (4, latent_dim)

@@ -6,7 +6,8 @@ Distribution is rebuilt on every call and never cached. Priors that go through t
 says exactly what a prior provides and which optional hooks the figures and evaluation use.
 
 One family per file: `mixtures` (standard, mog, gtm), `encoder_based` (vamp, vamp_data,
-gtm_vamp), `exemplar` (exemplar), `flows` (flow, maf, nsf), `resampled` (lars). Every class is importable from here,
+gtm_vamp), `exemplar` (exemplar),
+`latent_vae` (latent_vae), `flows` (flow, maf, nsf), `resampled` (lars). Every class is importable from here,
 e.g. `vaelab.priors.VampPrior`, which is also the `_target_` the configs (and old checkpoints) name.
 
 Reference: J. M. Tomczak, "Priors in VAEs" (blog post) and Tomczak & Welling, "VAE with a
@@ -20,6 +21,7 @@ from vaelab.priors.encoder_based import PSEUDO_INPUT_INITS, GTMVampPrior, VampPr
 from vaelab.priors.exemplar import ExemplarMixture, ExemplarPrior
 from vaelab.priors.flows import FlowPrior, MAFPrior, NSFPrior
 from vaelab.priors.hierarchy import HierarchicalPrior, JointPrior
+from vaelab.priors.latent_vae import LatentVAE, LatentVAEPrior
 from vaelab.priors.mixtures import DiagonalGaussianMixture, GTMPrior, MoGPrior, StandardPrior, diagonal_gaussian_mixture
 from vaelab.priors.resampled import ResampledNormal, ResampledPrior
 
@@ -31,6 +33,8 @@ __all__ = [
     "ExemplarPrior",
     "HierarchicalPrior",
     "JointPrior",
+    "LatentVAE",
+    "LatentVAEPrior",
     "FlowPrior",
     "GTMPrior",
     "GTMVampPrior",

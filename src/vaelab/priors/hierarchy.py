@@ -16,6 +16,8 @@ __all__ = ["HierarchicalPrior", "JointPrior"]
 
 # What the figures and the model's set-up ask of a prior (`vaelab.priors.base.Prior`): the top
 # prior's, where it has them.
+# What a Distribution may say about its log-density (`vaelab.priors.base.Prior`): the top prior's.
+REPORTED = ("log_z_stderr", "exact_log_prob", "log_prob_estimator")
 DELEGATED = ("pseudo_inputs", "input_min", "input_max", "init_from_data", "component_means", "leave_out")
 
 
@@ -29,9 +31,13 @@ class JointPrior(Distribution):
         self.top, self.conditional, self.bottom_dim = top, conditional, bottom_dim
         self.has_rsample = top.has_rsample
         super().__init__(top.batch_shape, torch.Size([bottom_dim + top.event_shape[-1]]), validate_args=False)
-        for name in ("log_z_stderr", "exact_log_prob", "log_prob_estimator"):  # what the evaluation reports
-            if hasattr(top, name):
-                setattr(self, name, getattr(top, name))
+
+    def __getattr__(self, name: str) -> Any:
+        # What the evaluation reports of an estimated log-density is the top prior's, read when asked
+        # (an importance-sampled prior counts the points it has seen).
+        if name in REPORTED and "top" in self.__dict__:
+            return getattr(self.top, name)
+        raise AttributeError(name)
 
     def log_prob(self, z: Tensor) -> Tensor:
         z1, z2 = z[..., : self.bottom_dim], z[..., self.bottom_dim :]
