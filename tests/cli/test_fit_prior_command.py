@@ -31,7 +31,7 @@ def snapshot(path: Path) -> list[str]:
 @pytest.mark.parametrize("case, message", [
     ("not_a_run", "holds no vaelab run (no config.yaml)"),
     ("no_checkpoint", "holds no trained model (no checkpoints/best-*.ckpt)"),
-    ("unknown_prior", "prior=foo is not allowed: choose one of exemplar, flow, gtm, gtm_vamp, lars, latent_vae, maf"),
+    ("unknown_prior", "prior=foo is not allowed: choose one of energy, energy_ncp, exemplar, flow, gtm, gtm_vamp, lars"),
     ("bad_key", "prior.num_compnents=3 is not allowed: prior has no key num_compnents"),
     ("bad_value", "prior.num_components=0 is not allowed: must be a positive integer"),
     ("frozen_key", "encoder.hidden=8 is not allowed in a post-hoc fit"),

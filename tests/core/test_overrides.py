@@ -15,7 +15,7 @@ COMPOSE_ERRORS = [
     ("prior=mog prior.num_compnents=3", "prior has no key num_compnents (its keys: init_scale, latent_dim, num_components)"),
     ("trainer.min_epochs=3", "trainer.min_epochs=3 is not allowed: trainer has no key min_epochs"),
     ("foo=1", "foo=1 is not allowed: the config has no key foo"),
-    ("prior=foo", "prior=foo is not allowed: choose one of exemplar, flow, gtm, gtm_vamp, lars, latent_vae, maf, mog, nsf, standard, vamp, vamp_data"),
+    ("prior=foo", "prior=foo is not allowed: choose one of energy, energy_ncp, exemplar, flow, gtm, gtm_vamp, lars, latent_vae, maf, mog, nsf, standard, vamp, vamp_data"),
     ("encoder=transformer", "encoder=transformer is not allowed: choose one of conv, gated_mlp, mlp"),
     ("latent_dim=[1,", "latent_dim=[1, is not allowed: not a valid override"),
 ]  # fmt: skip

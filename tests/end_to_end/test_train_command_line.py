@@ -105,7 +105,7 @@ def test_unknown_prior_lists_the_available_ones(commands):
     result, run_dir = commands[UNKNOWN_PRIOR]
     assert_one_line(
         result,
-        "error: prior=foo is not allowed: choose one of exemplar, flow, gtm, gtm_vamp, lars, latent_vae, maf, mog, nsf, standard, vamp, vamp_data",
+        "error: prior=foo is not allowed: choose one of energy, energy_ncp, exemplar, flow, gtm, gtm_vamp, lars, latent_vae, maf, mog, nsf, standard, vamp, vamp_data",
     )
     assert not run_dir.exists()
 

@@ -19,7 +19,7 @@ pytest.register_assert_rewrite("helpers.runs")  # its asserts report like a test
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 SIX_PRIORS = ["standard", "mog", "vamp", "gtm", "gtm_vamp", "flow"]  # the blog post's; experiment=compare_priors
-NEW_PRIORS = ["maf", "nsf", "lars", "vamp_data", "exemplar", "latent_vae"]  # and a VAE over the codes
+NEW_PRIORS = ["maf", "nsf", "lars", "vamp_data", "exemplar", "latent_vae", "energy"]  # and the post's later ones
 PRIORS = SIX_PRIORS + NEW_PRIORS
 
 # An evaluation that takes a fraction of a second: for runs whose test is about something else.

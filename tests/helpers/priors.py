@@ -12,6 +12,7 @@ from torch import nn
 from helpers import PRIORS
 from vaelab.nets import MLPEncoder
 from vaelab.priors import (
+    EnergyPrior,
     ExemplarPrior,
     FlowPrior,
     GTMPrior,
@@ -62,6 +63,8 @@ def make_prior(name: str, latent_dim: int = LATENT_DIM, **kwargs) -> nn.Module:
         prior = VampPrior(latent_dim, **data_range, init="data", learnable_inputs=False, **kwargs)
         prior.init_from_data(images_of(blobs(latent_dim)))
         return prior
+    if name == "energy":
+        return EnergyPrior(latent_dim, hidden=32, **kwargs)
     if name == "latent_vae":
         return LatentVAEPrior(latent_dim, hidden=32, **kwargs)
     if name == "exemplar":  # the inputs `trained` fits, all of them exemplars

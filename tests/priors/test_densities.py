@@ -26,6 +26,7 @@ class Gridded:
     density: torch.Tensor  # (GRID_SIDE**2,), p(centre)
     cell_area: float
     log_z_stderr: float = 0.0  # lars: the Monte Carlo standard error of its normaliser's log
+    approximate_samples: bool = False  # the energy prior's, by importance resampling from its base
 
 
 def on_grid(dist, log_prob=None) -> Gridded:
@@ -59,7 +60,9 @@ GRIDDED = [
 def gridded(request) -> Gridded:
     prior, encoder = build(*request.param)
     prior.eval()  # lars: Z from its large evaluation sample; the other priors do not depend on the mode
-    return on_grid(prior(encoder))
+    gridded = on_grid(prior(encoder))
+    gridded.approximate_samples = request.param == ("energy", "trained")  # fresh: p is nearly its base
+    return gridded
 
 
 def mass(gridded: Gridded) -> float:
@@ -76,6 +79,8 @@ def test_sample_mean_and_covariance_match_the_density(gridded):
     """Monte Carlo moments of 100k samples equal the moments of p(z) integrated on the grid,
     within MAX_STANDARD_ERRORS of the Monte Carlo error (so a wrong variance in sample() or in
     log_prob() shows up, e.g. sigma = exp(logvar) instead of exp(logvar / 2))."""
+    if gridded.approximate_samples:
+        pytest.skip("importance resampling approaches the density as its pool grows: test_energy.py measures it")
     z, n = gridded.samples, gridded.samples.shape[0]
     weights = gridded.density / gridded.density.sum()  # normalisation is the previous test's job
     grid_mean = weights @ gridded.centres

@@ -77,6 +77,19 @@ class PosthocVAE(VAE):
         trainable = [p for p in self.prior.parameters() if p.requires_grad]
         return instantiate(self.hparams.optimizer, _partial_=True)(trainable)
 
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """The ELBO's step, or for a prior learnt as a noise-contrastive classifier (energy_ncp)
+        its own loss: samples of the frozen q(z|x) (z2's for a hierarchical model) against the
+        base prior's. Validation still reports the -ELBO, comparable with the joint run's."""
+        prior = top_level(self.prior)
+        if getattr(prior, "objective", None) != "ncp":
+            return super().training_step(batch, batch_idx)
+        with torch.no_grad():
+            z = top_level(self.encode(batch[0])).sample()
+        loss = prior.contrastive_loss(z, top_level(self.encoder))
+        self.log("train/contrastive_loss", loss, on_step=False, on_epoch=True, batch_size=len(z))
+        return loss
+
 
 def check_compatible(cfg: DictConfig, source: VAE) -> None:
     """What can go wrong between the new prior and the run's frozen encoder, found before training:

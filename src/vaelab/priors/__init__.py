@@ -7,7 +7,7 @@ says exactly what a prior provides and which optional hooks the figures and eval
 
 One family per file: `mixtures` (standard, mog, gtm), `encoder_based` (vamp, vamp_data,
 gtm_vamp), `exemplar` (exemplar),
-`latent_vae` (latent_vae), `flows` (flow, maf, nsf), `resampled` (lars). Every class is importable from here,
+`energy` (energy, energy_ncp), `latent_vae` (latent_vae), `flows` (flow, maf, nsf), `resampled` (lars). Every class is importable from here,
 e.g. `vaelab.priors.VampPrior`, which is also the `_target_` the configs (and old checkpoints) name.
 
 Reference: J. M. Tomczak, "Priors in VAEs" (blog post) and Tomczak & Welling, "VAE with a
@@ -18,6 +18,7 @@ from torch.distributions import Distribution
 
 from vaelab.priors.base import Prior, add_mixing_logits, square_grid
 from vaelab.priors.encoder_based import PSEUDO_INPUT_INITS, GTMVampPrior, VampPrior
+from vaelab.priors.energy import EnergyPrior, EnergyReweighted
 from vaelab.priors.exemplar import ExemplarMixture, ExemplarPrior
 from vaelab.priors.flows import FlowPrior, MAFPrior, NSFPrior
 from vaelab.priors.hierarchy import HierarchicalPrior, JointPrior
@@ -29,6 +30,8 @@ __all__ = [
     "PSEUDO_INPUT_INITS",
     "Prior",
     "DiagonalGaussianMixture",
+    "EnergyPrior",
+    "EnergyReweighted",
     "ExemplarMixture",
     "ExemplarPrior",
     "HierarchicalPrior",

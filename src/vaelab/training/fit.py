@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from vaelab import rundir
 from vaelab.config import check_config, complete_dataset
-from vaelab.errors import ResumeError, WriteError
+from vaelab.errors import ConfigError, ResumeError, WriteError
 from vaelab.evaluation.runner import evaluate_test_set
 from vaelab.evaluation.table import format_table
 from vaelab.files import atomic_write_json, atomic_write_text
@@ -142,6 +142,11 @@ def run(
     is kept and the command that resumes from it."""
     complete_dataset(cfg)  # own data: the keys its images or arrays decide
     check_config(cfg)
+    if build_model is None and OmegaConf.select(cfg, "prior.objective", default=None) == "ncp":
+        raise ConfigError(
+            "prior.objective=ncp is not allowed in training: the classifier is fitted after it, "
+            "vaelab-fit-prior <run> prior=energy_ncp, or posthoc=energy_ncp"
+        )
     run = RunDir(cfg.run_dir)
     resume_from = resume_checkpoint(cfg, run)  # checked before anything is written
     try:
