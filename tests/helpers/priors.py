@@ -37,7 +37,8 @@ MAX_STANDARD_ERRORS = 5.0  # a fixed seed makes this deterministic; 5 SE is neve
 
 
 def make_prior(name: str, latent_dim: int = LATENT_DIM, **kwargs) -> nn.Module:
-    """The prior with its default sizes (the hidden widths of the flows cut to 64, of lars to 32, to keep tests fast)."""
+    """The prior with its default sizes (the hidden widths of the flows cut to 64, of lars, energy and
+    latent_vae to 32, to keep tests fast)."""
     data_range = dict(input_dim=INPUT_DIM, input_min=0.0, input_max=INPUT_MAX)
     if name == "standard":
         return StandardPrior(latent_dim)
@@ -63,10 +64,10 @@ def make_prior(name: str, latent_dim: int = LATENT_DIM, **kwargs) -> nn.Module:
         prior = VampPrior(latent_dim, **data_range, init="data", learnable_inputs=False, **kwargs)
         prior.init_from_data(images_of(blobs(latent_dim)))
         return prior
-    if name == "energy":
-        return EnergyPrior(latent_dim, hidden=32, **kwargs)
-    if name == "latent_vae":
-        return LatentVAEPrior(latent_dim, hidden=32, **kwargs)
+    if name == "energy":  # resampled from pools of 10 (its own tests measure larger ones)
+        return EnergyPrior(latent_dim, hidden=32, resample_from=10, **kwargs)
+    if name == "latent_vae":  # 10 importance samples in eval mode: p(z), not its log, is unbiased
+        return LatentVAEPrior(latent_dim, hidden=32, eval_samples=10, **kwargs)
     if name == "exemplar":  # the inputs `trained` fits, all of them exemplars
         prior = ExemplarPrior(latent_dim, INPUT_DIM, **kwargs)
         prior.init_from_data(images_of(blobs(latent_dim)))
