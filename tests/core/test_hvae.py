@@ -143,13 +143,13 @@ def test_an_hvae_run_reports_both_levels_and_its_checkpoint_loads(short_hvae):
         assert torch.isfinite(model.prior_dist().log_prob(z) + model.decode(z).log_prob(x)).all()
 
 
-@pytest.mark.slow  # S up to 1000, and the quadrature over (z1, z2), on 150 digits
+@pytest.mark.slow  # S up to 1000, and the quadrature over (z1, z2), on 100 digits
 def test_is_approaches_the_quadrature_from_above_as_s_grows(hvae_run):
     run_dir, metrics = hvae_run
     model = VAE.load_from_checkpoint(run_dir / metrics["best_checkpoint"]).eval()
     datamodule = vaelab.data.DigitsDataModule()
     datamodule.setup("test")
-    x = datamodule.splits["test"][0][:150]
+    x = datamodule.splits["test"][0][:100]
     torch.manual_seed(0)
     with torch.no_grad():
         prior = model.prior_dist()
