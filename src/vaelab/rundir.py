@@ -49,6 +49,7 @@ POSTHOC = "posthoc"
 POSTHOC_RECORD = "posthoc.json"  # written last by a post-hoc fit: it is complete
 QUALITY_FIGURE = "quality_vs_density.png"
 LATENT_FIGURE = "latent.png"
+SAMPLES_FIGURE = "samples.png"  # written at the end of training by vaelab.training.latent_figures ("{name}.png")
 
 # The vaelab checkout of an editable install: the folder that holds conf/ and src/.
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -108,6 +109,7 @@ class RunDir:
     posthoc_record = property(lambda self: self.path / POSTHOC_RECORD)
     quality_figure = property(lambda self: self.path / QUALITY_FIGURE)
     latent_figure = property(lambda self: self.path / LATENT_FIGURE)
+    samples_figure = property(lambda self: self.path / SAMPLES_FIGURE)
 
     def posthoc(self, name: str | None = None) -> Path:
         """`posthoc/`, or the refit `posthoc/<name>/`."""

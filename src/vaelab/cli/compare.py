@@ -1,6 +1,7 @@
 """`vaelab-compare`: the comparison report of a finished sweep.
 
     vaelab-compare outputs/multirun/<stamp>
+    vaelab-compare outputs/multirun/<stamp> --reference mog   # paired differences from mog's rows
 
 Writes comparison.md, comparison.csv and latent_grid.png into the sweep directory (the report a
 sweep writes by itself when it ends) and prints the table. Exit status: 0, or 1 when a job of the
@@ -24,9 +25,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="vaelab-compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sweep_dir", help="a sweep directory, e.g. outputs/multirun/2026-01-31_12-00-00-000000")
+    parser.add_argument(
+        "--reference",
+        default="standard",
+        metavar="PRIOR",
+        help="the prior every row is compared with, seed by seed (default: standard)",
+    )
     args = parser.parse_args(argv)
     try:
-        report = write_report(args.sweep_dir)
+        report = write_report(args.sweep_dir, reference=args.reference)
     except (FileNotFoundError, VaelabError) as error:
         print(f"vaelab-compare: error: {error}", file=sys.stderr)
         return 2

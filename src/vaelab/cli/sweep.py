@@ -170,8 +170,8 @@ class SweepReport(Callback):
     The exit is a `sys.exit` because Hydra turns exceptions raised by callbacks into warnings.
     """
 
-    def __init__(self, enabled: bool = True, exit_on_failure: bool = True):
-        self.enabled, self.exit_on_failure = enabled, exit_on_failure
+    def __init__(self, enabled: bool = True, exit_on_failure: bool = True, reference: str = "standard"):
+        self.enabled, self.exit_on_failure, self.reference = enabled, exit_on_failure, reference
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
@@ -180,7 +180,7 @@ class SweepReport(Callback):
         from vaelab.reports import write_report
 
         try:
-            report = write_report(sweep_dir)
+            report = write_report(sweep_dir, reference=self.reference)
         except Exception as error:  # noqa: BLE001 - a broken report must not hide failed jobs
             log.error("could not write the comparison report for %s: %s", sweep_dir, error)
             failed = [p.parent.name for p in sweep_dir.glob(f"*/{rundir.FAILED}")]

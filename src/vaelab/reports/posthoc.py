@@ -15,7 +15,15 @@ import math
 import statistics
 from typing import Any
 
-__all__ = ["fits_note", "paired_section"]
+from vaelab.reports.table import Table
+
+__all__ = ["PAIRED_TITLE", "fits_note", "paired_section", "paired_table"]
+
+PAIRED_TITLE = "Post-hoc fits against their joint runs"
+PAIRED_INTRO = (
+    "Each post-hoc fit minus the joint run whose encoder and decoder it kept, per seed, then mean ± standard "
+    "deviation over the seeds (negative Δ NLL and Δ KL, positive Δ ELBO: the refit is better)."
+)
 
 
 def fits_note(jobs) -> str:
@@ -50,21 +58,13 @@ def paired_differences(row) -> dict[str, list[float]]:
     return deltas
 
 
-def paired_section(rows) -> list[str]:
-    """Markdown lines: one row per post-hoc row, mean ± std over seeds of fit − joint."""
+def paired_table(rows) -> Table | None:
+    """One line per post-hoc row: mean ± std over seeds of fit − joint; None without post-hoc rows."""
     fits = [(row, paired_differences(row)) for row in rows if row.jobs and row.jobs[0].source is not None]
     columns = [column for column in DELTAS if any(column[0] in deltas for _, deltas in fits)]
     if not fits or not columns:
-        return []
-    lines = [
-        "## Post-hoc fits against their joint runs",
-        "",
-        "Each post-hoc fit minus the joint run whose encoder and decoder it kept, per seed, then mean ± standard "
-        "deviation over the seeds (negative Δ NLL and Δ KL, positive Δ ELBO: the refit is better).",
-        "",
-        "| post-hoc fit | seeds | " + " | ".join(title for _, title, _ in columns) + " |",
-        "|---|---|" + "---:|" * len(columns),
-    ]
+        return None
+    table = Table(["post-hoc fit", "seeds", *(title for _, title, _ in columns)], [], set(range(2, 2 + len(columns))))
     for row, deltas in fits:
         cells = []
         for key, _, decimals in columns:
@@ -75,5 +75,11 @@ def paired_section(rows) -> list[str]:
             mean = statistics.fmean(values)
             std = f" ± {statistics.stdev(values):.{decimals}f}" if len(values) > 1 else ""
             cells.append(f"{mean:+.{decimals}f}{std}")
-        lines.append(f"| {row.label} | {len(row.completed)} | " + " | ".join(cells) + " |")
-    return lines + [""]
+        table.cells.append([row.label, str(len(row.completed)), *cells])
+    return table
+
+
+def paired_section(rows) -> list[str]:
+    """Markdown lines of the section, or none without post-hoc rows."""
+    table = paired_table(rows)
+    return [] if table is None else [f"## {PAIRED_TITLE}", "", PAIRED_INTRO, "", table.markdown(), ""]

@@ -10,7 +10,18 @@ from typing import Any
 
 from vaelab.reports.jobs import COMPLETED, Job
 
-__all__ = ["COLUMNS", "RANK_KEY", "Row", "best_rows", "group", "markdown_table", "number", "summarize"]
+__all__ = [
+    "COLUMNS",
+    "RANK_KEY",
+    "Row",
+    "Table",
+    "best_rows",
+    "comparison_table",
+    "group",
+    "markdown_table",
+    "number",
+    "summarize",
+]
 
 # (metrics.json key, column header, "min" or "max" is best or None, decimals). Columns no job has are left out.
 COLUMNS = [
@@ -39,6 +50,23 @@ ESTIMATED = (
 )
 RANK_KEY = "test/nll_exact"  # rows are ranked by it (lowest first) when some job has it
 # Config keys stated above the table.
+
+
+@dataclass
+class Table:
+    """A table of text cells, written as Markdown (comparison.md) or HTML (comparison.html); cells may
+    hold **bold** and `code`. Columns in `right` are right-aligned."""
+
+    header: list[str]
+    cells: list[list[str]]
+    right: set[int] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)  # paragraphs under the table
+
+    def markdown(self) -> str:
+        rule = "|" + "".join("---:|" if i in self.right else "---|" for i in range(len(self.header)))
+        lines = ["| " + " | ".join(self.header) + " |", rule]
+        lines += ["| " + " | ".join(row) + " |" for row in self.cells]
+        return "\n".join(lines + [line for note in self.notes for line in ("", note)])
 
 
 @dataclass
@@ -122,18 +150,23 @@ def _runs(row: Row) -> str:
     return f"{len(row.completed)}" if not failed else f"{len(row.completed)} of {len(row.jobs)} ({failed} failed)"
 
 
-def markdown_table(rows: list[Row], columns: list[tuple]) -> str:
+def comparison_table(rows: list[Row], columns: list[tuple]) -> Table:
+    """One line per row: mean ± std of each column, the best of each column in bold."""
     best = [best_rows(rows, column) for column in columns]
     arrows = {"min": " ↓", "max": " ↑", None: ""}
     header = ["prior", "runs"] + [f"{title}{arrows[better]}" for _, title, better, _ in columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * len(columns)]
+    table = Table(header, [], right=set(range(2, len(header))))
     for i, row in enumerate(rows):
         cells = [row.label if row.completed else f"{row.label} **(failed)**", _runs(row)]
         for column, winners in zip(columns, best):
             key, decimals = column[0], column[3]
             text = _cell(row.stats[key], decimals) if key in row.stats else ("failed" if not row.completed else "–")
             cells.append(f"**{text}**" if i in winners else text)
-        lines.append("| " + " | ".join(cells) + " |")
+        table.cells.append(cells)
     if any(row.estimated for row in rows):
-        lines += ["", ESTIMATED]
-    return "\n".join(lines)
+        table.notes.append(ESTIMATED)
+    return table
+
+
+def markdown_table(rows: list[Row], columns: list[tuple]) -> str:
+    return comparison_table(rows, columns).markdown()
