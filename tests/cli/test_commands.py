@@ -21,6 +21,7 @@ COMMANDS = {
     "vaelab-evaluate": "vaelab.cli.evaluate",
     "vaelab-compare": "vaelab.cli.compare",
     "vaelab-fit-prior": "vaelab.cli.fit_prior",
+    "vaelab-tune": "vaelab.cli.tune",
 }
 QUICK_EVAL = ("eval.num_samples=10", "eval.num_latent_samples=100")
 

@@ -21,6 +21,7 @@ two jobs on two cores do not each start two threads.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import sys
@@ -40,7 +41,7 @@ from vaelab.errors import ConfigError
 from vaelab.files import atomic_write_json, set_aside
 from vaelab.rundir import RunDir, read_json
 
-__all__ = ["SweepReport", "in_multirun", "run_job", "threads_per_job"]
+__all__ = ["SweepReport", "in_multirun", "objective", "run_job", "threads_per_job"]
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,17 @@ def joblib_threads(launcher: DictConfig) -> int | None:
     return threads_per_job(launcher.get("n_jobs"), joblib.cpu_count())
 
 
+def objective(metrics: dict[str, Any]) -> float:
+    """What a job returns to Hydra: its best validation loss, never a test-set number; +inf without a
+    finite one (a failed job), the worst value for a search that minimises (Optuna refuses NaN)."""
+    value = metrics.get("best_val_loss")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+
+
 def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None = None) -> float:
     """One job of a sweep: `run(cfg)` (default `vaelab.run`) with any exception recorded in the
-    job's `failed.json` and logged rather than raised. Returns test/loss (NaN for a failed job).
+    job's `failed.json` and logged rather than raised. Returns the job's objective, its best
+    validation loss (+inf for a failed job): what a sweeper that searches (Optuna) minimises.
 
     Running the same sweep again (same `hydra.sweep.dir`) skips the jobs that completed, resumes
     the interrupted ones from their `last.ckpt` and runs the failed ones again (their files are
@@ -91,7 +100,7 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
     if previous == "completed":
         log.info("job %s completed in an earlier run of this sweep: skipped", job_dir.name)
         _refit(cfg)  # the post-hoc fits an earlier run of the sweep did not finish
-        return float((read_json(job.metrics) or {}).get("test/loss", float("nan")))
+        return objective(read_json(job.metrics) or {})
     if previous == "killed" and job.last.is_file():
         cfg.resume = str(job.last)  # a hard kill left no interrupted.json; the latest checkpoint will do
         mode = "resumed"
@@ -129,13 +138,13 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], dict[str, Any]] | None 
 
             requested(cfg)
         metrics = run(cfg)
-        status, result = "completed", float(metrics.get("test/loss", float("nan")))
+        status, result = "completed", objective(metrics)
     except TrainingInterrupted as error:
         record.update(finished=time.time(), status="interrupted")
         atomic_write_json(job.job, record)
         sys.exit(error.exit_status)  # the sweep stops here; running it again resumes this job
     except Exception as error:  # noqa: BLE001 - any failure belongs to this job only
-        status, result = "failed", float("nan")
+        status, result = "failed", math.inf
         failure = {"error": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
         atomic_write_json(job.failed, failure)
         log.error("job failed, the sweep goes on: %s: %s (details in %s)", type(error).__name__, error, job.failed)

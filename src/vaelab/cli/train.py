@@ -29,7 +29,8 @@ __all__ = ["main", "task"]
 
 def task(cfg: DictConfig) -> float:
     """One job: train, test and write the run directory, then the post-hoc refits it asks for.
-    A vaelab error ends the process with one line; a signal with 128 + its number."""
+    Returns the best validation loss (the objective of a search). A vaelab error ends the process
+    with one line; a signal with 128 + its number."""
     # Imported when a job runs, not with the module: `--cfg job` and `--help` need none of it.
     from vaelab.cli import sweep
 
@@ -61,7 +62,7 @@ def task(cfg: DictConfig) -> float:
         sys.exit(error.exit_status)
     if failed:
         sys.exit(f"error: the post-hoc fit of {', '.join(failed)} failed (see {cfg.run_dir}/posthoc/*/failed.json)")
-    return metrics.get("test/loss", float("nan"))
+    return sweep.objective(metrics)
 
 
 def _exit_before_any_work(error: VaelabError) -> NoReturn:

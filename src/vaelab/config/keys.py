@@ -156,6 +156,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.exact_prior_grid": (lambda v: is_positive_int(v) and v % 2 == 0, "must be an even positive integer"),
     "eval.quality": (lambda v: isinstance(v, dict), "must be a mapping, e.g. eval.quality.enabled=false"),
     "eval.quality.enabled": (lambda v: isinstance(v, bool), "must be true or false"),
+    "eval.test": (lambda v: isinstance(v, bool), "must be true or false"),
     "eval.quality.num_samples": (_optional(is_positive_int), "must be null (as many as the reference images) or a positive integer"),
     "eval.quality.cache_dir": (lambda v: isinstance(v, str) and bool(v), "must be a folder"),
     "checkpoint.last_every_seconds": (lambda v: is_real(v) and v >= 0, "must be a number of seconds >= 0 (0: every epoch)"),
@@ -252,6 +253,7 @@ SECTIONS = {
     ),
     "early_stopping": ("monitor", "patience"),
     "eval": (
+        "test",
         "num_samples",
         "chunk_size",
         "num_latent_samples",

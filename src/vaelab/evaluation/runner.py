@@ -26,6 +26,7 @@ def evaluate_test_set(model, datamodule, cfg: DictConfig, run_dir: str | Path | 
     model.to("cuda" if use_gpu else "cpu")
     settings = OmegaConf.to_container(cfg.get("eval") or {}, resolve=True)  # older runs: the defaults
     quality = settings.pop("quality", None)  # the quality's settings, not evaluate_model's
+    settings.pop("test", None)  # whether a training evaluates at all (vaelab.training.fit), not how
     x = torch.cat(batches)
     results = evaluate_model(model, x, seed=cfg.seed, batch_size=len(batches[0]), **settings)
     return evaluate_quality(

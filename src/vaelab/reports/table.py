@@ -41,6 +41,7 @@ COLUMNS = [
     ("test/precision", "precision", "max", 3),  # sample quality (vaelab.evaluation.quality), where the data have labels
     ("test/recall", "recall", "max", 3),
     ("test/fid", "FID", "min", 2),
+    ("best_val_loss", "best val loss", "min", 2),  # the objective of a hyperparameter search
     ("epochs", "epochs", "min", 0),
     ("train_seconds", "train time (s)", "min", 1),
 ]

@@ -115,10 +115,14 @@ def summary(cfg: DictConfig, metrics: dict, run_dir: Path) -> str:
     """The last line of a run: what it trained, and the test NLL and ELBO of the evaluation."""
     best_val = "none (no validation ran)" if metrics["best_val_loss"] is None else f"{metrics['best_val_loss']:.3f}"
     prior = trackers.run_hparams(cfg)["prior"]
+    test = (
+        f"test NLL={metrics['test/nll']:.3f} (S={metrics['eval']['num_samples']}) ELBO={metrics['test/elbo']:.3f} "
+        if "test/nll" in metrics
+        else "no test evaluation (eval.test=false) "
+    )
     return (
         f"vaelab: prior={prior} latent_dim={cfg.latent_dim} epochs={metrics['epochs']} best val/loss={best_val} "
-        f"test NLL={metrics['test/nll']:.3f} (S={metrics['eval']['num_samples']}) ELBO={metrics['test/elbo']:.3f} "
-        f"({metrics['train_seconds']:.1f}s training) → {run_dir}"
+        f"{test}({metrics['train_seconds']:.1f}s training) → {run_dir}"
     )
 
 
@@ -130,7 +134,8 @@ def resume_command(run_dir: str | Path) -> str:
 def run(
     cfg: DictConfig, build_model: Callable[[DictConfig, pl.LightningDataModule], VAE] | None = None
 ) -> dict[str, float]:
-    """Train, test the best checkpoint, and write the run directory. Returns the test metrics.
+    """Train, test the best checkpoint, and write the run directory. Returns the test metrics
+    (with `eval.test=false`: the training's alone, `best_val_loss` among them).
     `build_model(cfg, datamodule)` makes the model to train (default `build`: a fresh VAE; a
     post-hoc fit passes one whose encoder and decoder are a trained run's, frozen).
 
@@ -214,9 +219,11 @@ def _run(cfg: DictConfig, run: RunDir, resume_from: tuple[str, int] | None, buil
     earlier = next((c.earlier for c in callbacks if isinstance(c, EpochLog)), 0.0)
     train_seconds = earlier + time.perf_counter() - start
     ckpt = checkpoint.best_model_path or None
-    (results,) = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-
-    metrics = {key: float(value) for key, value in results.items()}
+    metrics = {}
+    testing = cfg.eval.get("test", True)  # configs written before the key: always
+    if testing:  # eval.test=false: a trial of a hyperparameter search, judged by val/loss alone
+        (results,) = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics = {key: float(value) for key, value in results.items()}
     metrics.update(
         epochs=trainer.current_epoch,
         train_seconds=round(train_seconds, 2),
@@ -225,11 +232,12 @@ def _run(cfg: DictConfig, run: RunDir, resume_from: tuple[str, int] | None, buil
     )
     if not trainer.is_global_zero:  # DDP: the test metrics above are reduced over all processes already
         return metrics
-    # `trainer.test` loaded the best checkpoint into `model`: IS log-likelihood, KL decomposition, holes.
-    figure_dir = run_dir if cfg.figures.enabled else None  # figures.enabled=false: no pictures at all
-    metrics.update(evaluate_test_set(model, datamodule, cfg, figure_dir))  # and the quality of samples
-    trackers.log_evaluation(experiment_trackers, cfg, metrics, step=trainer.current_epoch, run_dir=run_dir)
-    log.info(format_table(metrics))
+    if testing:
+        # `trainer.test` loaded the best checkpoint into `model`: IS log-likelihood, KL decomposition, holes.
+        figure_dir = run_dir if cfg.figures.enabled else None  # figures.enabled=false: no pictures at all
+        metrics.update(evaluate_test_set(model, datamodule, cfg, figure_dir))  # and the quality of samples
+        trackers.log_evaluation(experiment_trackers, cfg, metrics, step=trainer.current_epoch, run_dir=run_dir)
+        log.info(format_table(metrics))
     atomic_write_json(run.metrics, metrics)
     run.interrupted.unlink(missing_ok=True)  # the run is complete now
     log.info(summary(cfg, metrics, run_dir))
