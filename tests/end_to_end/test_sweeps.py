@@ -196,7 +196,9 @@ def test_a_sweep_over_every_prior_names_jobs_by_prior_and_writes_one_row_per_pri
         assert all(math.isfinite(float(row[f"{key}_mean"])) for row in rows), key
         assert any(row[f"{key}_best"] == "1" for row in rows), key
     markdown = (sweep / "comparison.md").read_text()
-    assert markdown.count("\n| ") == 1 + len(EVERY_PRIOR)  # header + rows
+    table = markdown.split("\n| prior | runs |", 1)[1].split("\n\n", 1)[0]
+    assert table.count("\n| ") == len(EVERY_PRIOR)  # a row per prior below the header and its rule
+    assert "## Which differences are beyond chance" in markdown and "Δ vs standard" in markdown
     assert "\n| student_t |" in markdown  # the user's prior next to the built-in ones
     # TensorBoard names each run by its path under the sweep directory: the prior is in it.
     runs = EventMultiplexer().AddRunsFromDirectory(str(sweep)).Runs()

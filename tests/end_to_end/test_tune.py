@@ -21,11 +21,11 @@ pytestmark = pytest.mark.slow
 optuna = pytest.importorskip("optuna")
 
 TUNE = [sys.executable, "-m", "vaelab.cli.tune", "--priors", "standard,mog", "--trials", "3", "--seeds", "0"]
-# Three trials of six short epochs each, a last.ckpt after every epoch, and no pictures; the final
+# Three trials of four short epochs each, a last.ckpt after every epoch, and no pictures; the final
 # runs' evaluation takes a fraction of a second.
 SHORT = (
     "trainer=fast",
-    "trainer.max_epochs=6",
+    "trainer.max_epochs=4",
     "checkpoint.last_every_seconds=0",
     "figures.enabled=false",
     "eval.num_samples=10",

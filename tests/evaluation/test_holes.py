@@ -81,7 +81,7 @@ def test_holes_grow_and_the_rank_falls_as_the_prior_widens_past_the_aggregated_p
     assert fractions[0] < fractions[1] < fractions[2] and ranks[0] > ranks[1] > ranks[2] > 0
 
 
-@pytest.mark.slow  # 10^4 samples against 2000 components in 40 dimensions
+@pytest.mark.slow  # 5000 samples against 2000 components in 40 dimensions
 def test_in_40_dimensions_the_in_sample_hole_fraction_calls_a_perfect_prior_all_holes():
     """Through `evaluate`: test inputs and the prior's components drawn from the same law. The
     held-out measure says 1%; the in-sample one (kept as `test/hole_fraction`) says ~100%, because
@@ -91,8 +91,8 @@ def test_in_40_dimensions_the_in_sample_hole_fraction_calls_a_perfect_prior_all_
     prior = Mixture(*encodings(40, g))
     decode = lambda z: Independent(Normal(z, 1.0), 1)
     torch.manual_seed(0)
-    m = evaluate(x, encode_as_given(scales), decode, prior, num_samples=2, num_latent_samples=10000, exact=False)
-    assert m["test/hole_fraction_heldout"] == pytest.approx(0.01, abs=0.006)
+    m = evaluate(x, encode_as_given(scales), decode, prior, num_samples=2, num_latent_samples=5000, exact=False)
+    assert m["test/hole_fraction_heldout"] == pytest.approx(0.01, abs=0.006)  # its standard error: 0.0014
     assert m["test/hole_rank"] == pytest.approx(0.5, abs=0.02)
     assert m["test/hole_fraction"] > 0.99  # the old measure's failure
 

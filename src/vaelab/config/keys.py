@@ -253,7 +253,6 @@ SECTIONS = {
     ),
     "early_stopping": ("monitor", "patience"),
     "eval": (
-        "test",
         "num_samples",
         "chunk_size",
         "num_latent_samples",
@@ -262,6 +261,7 @@ SECTIONS = {
         "exact_prior_grid",
         "exact_width",
         "quality",
+        "test",
     ),
     "eval.quality": ("enabled", "k", "num_samples", "decode", "cache_dir"),
     "figures": ("enabled", "every_n_epochs"),
