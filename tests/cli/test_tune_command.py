@@ -17,6 +17,7 @@ def test_a_new_study_starts_with_the_default_setting_and_an_interrupted_trial_is
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     defaults, excluded, seed = search_config("mog", [])
     assert defaults == {"optimizer.lr": 0.001, "prior.num_components": 16} and "seed" in excluded and seed == 0
+    assert search_config("mog", ["prior.num_components=8"])[0] == {"optimizer.lr": 0.001}  # fixed: not searched
     assert prepare_study(storage, "mog", 3, defaults) == (3, 0)  # the default enqueued, nothing asked yet
     study = optuna.load_study(study_name="mog", storage=storage)
     first = study.ask({"optimizer.lr": optuna.distributions.LogUniformDistribution(1e-4, 1e-2)})
@@ -35,7 +36,7 @@ def test_a_new_study_starts_with_the_default_setting_and_an_interrupted_trial_is
     assert again.params == left_running.params
     study.tell(again, 110.0)
 
-    summary = study_summary(storage, "mog")
+    summary = study_summary(storage, "mog", {"optimizer.lr": 0.001})
     assert (summary["trials"], summary["completed"], summary["failed"]) == (3, 2, 1)
     assert summary["default_val_loss"] == 120.0 and summary["default_params"] == {"optimizer.lr": 0.001}
     assert summary["best_val_loss"] == 110.0 and summary["best_params"] == left_running.params

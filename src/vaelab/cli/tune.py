@@ -116,8 +116,10 @@ def prepare_study(storage: str, prior: str, trials: int, defaults: dict[str, Any
     return max(0, trials - len(used)), len(asked)
 
 
-def study_summary(storage: str, prior: str) -> dict[str, Any]:
-    """The prior's search: its trials, the default's and the best val loss, the best setting."""
+def study_summary(storage: str, prior: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The prior's search: its trials, the default setting's and the best val loss, the best setting.
+    The default's trial is the one with exactly `defaults`' values (none when a default lies outside
+    the space, e.g. K = 500 of a preset against choices up to 128)."""
     optuna = _optuna()
     study = optuna.load_study(study_name=prior, storage=storage)
     state = optuna.trial.TrialState
@@ -129,7 +131,7 @@ def study_summary(storage: str, prior: str) -> dict[str, Any]:
         if (trial.state == state.COMPLETE and not math.isfinite(trial.value))
         or (trial.state == state.FAIL and not trial.user_attrs.get(INTERRUPTED))
     ]
-    first = min(finished, key=lambda trial: trial.number, default=None)
+    first = next((trial for trial in finished if trial.params == defaults), None)
     best = min(finished, key=lambda trial: trial.value, default=None)
     return {
         "trials": len(finished) + len(failed),
@@ -151,7 +153,8 @@ def search_config(prior: str, overrides: list[str]) -> tuple[dict[str, Any], lis
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("train", overrides=[f"{SEARCH_GROUP}={prior}", *overrides], return_hydra_config=True)
-    defaults = {key: OmegaConf.select(cfg, key) for key in cfg.hydra.sweeper.params}
+    fixed = {key_of(override) for override in overrides}  # a key set on the command line is not searched
+    defaults = {key: OmegaConf.select(cfg, key) for key in cfg.hydra.sweeper.params if key not in fixed}
     excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
     seed = int(cfg.hydra.sweeper.sampler.seed or 0)
     return {key: value for key, value in defaults.items() if value is not None}, excluded, seed
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"hydra.job.config.override_dirname.exclude_keys=[{excluded}]",
                 ]
             )
-        summaries[prior] = study_summary(storage, prior)
+        summaries[prior] = study_summary(storage, prior, defaults)
         write_summary(folder, summaries, args.trials)
     failed = 0
     for prior in priors:
