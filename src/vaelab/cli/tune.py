@@ -2,6 +2,7 @@
 
     vaelab-tune --priors standard,mog,vamp --trials 20 --seeds 0-9 --dir outputs/tune/digits
     vaelab-tune --priors mog,flow --trials 5 --seeds 0-2 --dir outputs/tune/short trainer.max_epochs=50
+    vaelab-tune --priors standard,mog --trials 20 --jobs 2 --dir outputs/tune/two   # two runs at a time
 
 For each prior, a search of `--trials` trials with Hydra's Optuna sweeper over its space
 (`conf/hparams_search/<prior>.yaml`: its own keys and the learning rate), each trial judged by its
@@ -222,12 +223,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20, help="trials per prior (default 20)")
     parser.add_argument("--seeds", default="0-9", help="seeds of the final runs: 0-9 or 1,2,5 (default 0-9)")
     parser.add_argument("--dir", required=True, type=Path, help="the tuning's folder; the same folder continues it")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, in parallel processes (Hydra's joblib launcher; trials asked in batches of this many)",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value for every run, e.g. latent_dim=2")
     args = parser.parse_args(argv)
     priors = [prior for prior in args.priors.split(",") if prior]
     try:
         seeds = parse_seeds(args.seeds)
         check_arguments(priors, args.trials, args.overrides)
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs {args.jobs} is not allowed: it must be a positive integer")
         _optuna()
     except VaelabError as error:
         print(f"vaelab-tune: error: {error}", file=sys.stderr)
@@ -236,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{folder / 'study.db'}"
     train = [sys.executable, "-m", "vaelab.cli.train"]
+    # Parallel runs through the joblib launcher, each on cores // jobs torch threads (vaelab.cli.sweep).
+    parallel = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"] if args.jobs > 1 else []
     child = Child()
     summaries = {}
     for prior in priors:
@@ -252,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                     *args.overrides,
                     f"hydra.sweeper.storage={storage}",
                     f"hydra.sweeper.n_trials={remaining}",
+                    f"hydra.sweeper.n_jobs={args.jobs}",
+                    *parallel,
                     f"hydra.sweeper.sampler.seed={seed + asked}",
                     f"hydra.sweep.dir={folder / 'search' / prior}",
                     f"hydra.job.config.override_dirname.exclude_keys=[{excluded}]",
@@ -275,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                 *(f"{key}={value}" for key, value in best.items()),
                 f"seed={','.join(map(str, seeds))}",
                 f"hydra.sweep.dir={folder / 'final'}",
+                *parallel,
                 "hydra.sweep.subdir=${hydra.runtime.choices.prior}_seed${seed}",
             ]
         )
