@@ -78,3 +78,17 @@ def test_report_has_intervals_and_paired_differences_by_seed_against_the_referen
     against_mog = write_report(tmp_path, reference="mog")
     assert "Δ vs mog" in against_mog.markdown.read_text()
     assert read_csv(tmp_path / "comparison.csv")[0]["reference"] == "mog"
+
+
+def test_the_reference_may_be_one_row_of_a_sweep_over_a_prior_s_settings(tmp_path):
+    for n, components in enumerate((8, 16, 32)):
+        for seed in (0, 1, 2):
+            metrics = {"test/nll": 98.0 - 0.1 * n + 0.01 * seed * n}
+            fake_job(tmp_path, 3 * n + seed, "mog", seed, metrics, extra=(f"prior.num_components={components}",))
+    report = write_report(tmp_path, reference="mog (prior.num_components=8)")
+    rows = {row["settings"]: row for row in read_csv(tmp_path / "comparison.csv")}
+    assert rows["prior.num_components=8"]["test/nll_diff"] == ""  # the reference itself
+    assert float(rows["prior.num_components=32"]["test/nll_diff"]) == pytest.approx(
+        -0.2 + 0.02
+    )  # mean of -0.2, -0.18, -0.16
+    assert "over the 2 comparisons" in report.markdown.read_text()

@@ -2,6 +2,7 @@
 
     vaelab-compare outputs/multirun/<stamp>
     vaelab-compare outputs/multirun/<stamp> --reference mog   # paired differences from mog's rows
+    vaelab-compare <sweep> --reference "mog (prior.num_components=64)"   # from one row, as labelled
 
 Writes comparison.md, comparison.csv and latent_grid.png into the sweep directory (the report a
 sweep writes by itself when it ends) and prints the table. Exit status: 0, or 1 when a job of the
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "--reference",
         default="standard",
         metavar="PRIOR",
-        help="the prior every row is compared with, seed by seed (default: standard)",
+        help="the prior every row is compared with, seed by seed, or one row as the table labels it (default: standard)",
     )
     args = parser.parse_args(argv)
     try:

@@ -62,7 +62,10 @@ def differences_section(
         interval = t_interval(list(values_by_seed(row, key).values()))
         each = by_row.get(id(row))
         if each is None:
-            cells = ["reference" if row.prior == reference and row.jobs[0].source is None else "–", "", "", ""]
+            is_reference = row.label.removesuffix(" †") == reference or (
+                row.prior == reference and row.jobs[0].source is None
+            )
+            cells = ["reference" if is_reference else "–", "", "", ""]
         else:
             note = ""
             if each.differs and each.interval is not None:

@@ -106,8 +106,13 @@ class Paired:
 
 
 def reference_for(row: Row, rows: Sequence[Row], reference: str) -> Row | None:
-    """The row of the `reference` prior to compare `row` with: the one with the same settings, or the
-    only one there is (a sweep whose priors were tuned to different settings)."""
+    """The row to compare `row` with. `reference` names a row, as the table labels it (e.g.
+    "exemplar (prior.num_exemplars=null)": one setting of a prior against its others), or a prior:
+    then its row with the same settings as `row`, or the only one there is (a sweep whose priors were
+    tuned to different settings)."""
+    named = [other for other in rows if other.label.removesuffix(" †") == reference]
+    if named:
+        return named[0]
     candidates = [other for other in rows if other.prior == reference and other.jobs[0].source is None]
     same = [other for other in candidates if other.settings == row.settings]
     return same[0] if same else (candidates[0] if len(candidates) == 1 else None)
