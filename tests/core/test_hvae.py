@@ -100,7 +100,7 @@ def test_the_posteriors_moments_are_exact_when_z1_depends_linearly_on_z2():
 
 @pytest.fixture(scope="module")
 def hvae_run(tmp_path_factory):
-    """model=hvae with 1 + 1 latent dimensions and a VampPrior on z2, trained 15 whole epochs on the
+    """model=hvae with 1 + 1 latent dimensions and a VampPrior on z2, trained 10 whole epochs on the
     digits at lr 1e-2 (slower, both levels stay close to their priors and the IS estimate is tight
     already at S = 1), with a cheap evaluation (the test computes its own): (run directory, metrics)."""
     run_dir = tmp_path_factory.mktemp("hvae") / "run"
@@ -111,7 +111,7 @@ def hvae_run(tmp_path_factory):
         "model.hidden=64",
         "prior=vamp",
         "trainer=fast",
-        "trainer.max_epochs=15",
+        "trainer.max_epochs=10",
         "trainer.limit_train_batches=1.0",
         "optimizer.lr=1e-2",
         "figures.enabled=false",
