@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from vaelab.reports.stats import ALPHA, Interval, Paired, t_interval, values_by_seed
+from vaelab.reports.stats import ALPHA, Interval, Paired, is_reference, t_interval, values_by_seed
 from vaelab.reports.table import RANK_KEY, Row, Table
 
 __all__ = ["differences_section", "interval_text", "primary_key"]
@@ -62,10 +62,7 @@ def differences_section(
         interval = t_interval(list(values_by_seed(row, key).values()))
         each = by_row.get(id(row))
         if each is None:
-            is_reference = row.label.removesuffix(" †") == reference or (
-                row.prior == reference and row.jobs[0].source is None
-            )
-            cells = ["reference" if is_reference else "–", "", "", ""]
+            cells = ["reference" if is_reference(row, reference) else "–", "", "", ""]
         else:
             note = ""
             if each.differs and each.interval is not None:

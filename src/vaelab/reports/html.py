@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from vaelab.files import atomic_write_text
 from vaelab.reports.differences import differences_section, primary_key
 from vaelab.reports.posthoc import PAIRED_INTRO, PAIRED_TITLE, paired_table
-from vaelab.reports.stats import t_interval, values_by_seed
+from vaelab.reports.stats import is_reference, t_interval, values_by_seed
 from vaelab.reports.table import Row, Table, comparison_table
 from vaelab.rundir import RunDir
 
@@ -103,10 +103,8 @@ def _cards(rows: list[Row]) -> str:
     for row in rows:
         for job in row.completed:
             run = RunDir(job.dir)
-            pictures = [
-                (path, alt) for path, alt in ((run.latent_figure, "latent space"), (run.samples_figure, "samples"))
-            ]
-            pictures = [(path, alt) for path, alt in pictures if path.is_file()]
+            candidates = ((run.latent_figure, "latent space"), (run.samples_figure, "samples"))
+            pictures = [(path, alt) for path, alt in candidates if path.is_file()]
             if pictures:
                 images = "".join(_png(path.read_bytes(), f"{row.label}: {alt}") for path, alt in pictures)
                 cards.append(f'<div class="card"><h3>{_inline(row.label)} — seed {job.seed}</h3>{images}</div>')
@@ -125,9 +123,7 @@ def write_html(report, path: Path, overview: list[str], failed: Table | None) ->
         title, intro, table = section
         key = primary_key(report.rows)
         heading = next(column[1] for column in report.columns if column[0] == key)
-        reference = next(
-            (row for row in report.rows if row.prior == report.reference and row.jobs[0].source is None), None
-        )
+        reference = next((row for row in report.rows if is_reference(row, report.reference)), None)
         figure = interval_figure(report.rows, key, heading, reference)
         parts += [f"<h2>{_inline(title)}</h2>"]
         if figure is not None:

@@ -24,7 +24,17 @@ from scipy import stats
 
 from vaelab.reports.table import Row, number
 
-__all__ = ["ALPHA", "Interval", "Paired", "holm", "paired_comparisons", "reference_for", "t_interval", "values_by_seed"]
+__all__ = [
+    "ALPHA",
+    "Interval",
+    "Paired",
+    "holm",
+    "is_reference",
+    "paired_comparisons",
+    "reference_for",
+    "t_interval",
+    "values_by_seed",
+]
 
 ALPHA = 0.05  # the family-wise error rate of the "differs" notes; the intervals are at 1 − ALPHA
 
@@ -103,6 +113,12 @@ class Paired:
     @property
     def differs(self) -> bool:
         return self.p_holm < ALPHA
+
+
+def is_reference(row: Row, reference: str) -> bool:
+    """`row` is the one `reference` names (its label, as the table prints it) or a joint-training row
+    of the prior `reference`."""
+    return row.label.removesuffix(" †") == reference or (row.prior == reference and row.jobs[0].source is None)
 
 
 def reference_for(row: Row, rows: Sequence[Row], reference: str) -> Row | None:
