@@ -6,7 +6,7 @@
 Every measured number the documentation quotes lives in `docs/results/<study>.yaml`, one study a
 file: `study`, `description`, `provenance` (shared by the rows: `command`, `commit`, `commit_of`,
 `date`, `hardware`, `S`), `columns` (key -> `header`, `decimals`, `better`: min | max, `format`:
-mean_std | range | list, `sign`, and `S` or `likelihood: true` for a −log p(x) column), optional
+mean_std | range | interval | list, `sign`, and `S` or `likelihood: true` for a −log p(x) column), optional
 `notes` and `references`, and `rows`. A row may override any provenance key, and may add `note`
 (printed under the table), `sources` (further provenance records: `part`, `command`, `commit`,
 `date`) and `decimals` (per column). `commit_of` says which commit `commit` is: `run` (the code the
@@ -90,6 +90,8 @@ def cell(row: dict, key: str, column: dict) -> str:
         return f"{number(value[0], places, column.get('sign', False))} ± {number(value[1], places)}"
     if form == "range":
         return "–".join(number(v, places) for v in value)
+    if form == "interval":  # a confidence interval, [low, high]
+        return "[" + ", ".join(number(v, places, column.get("sign", False)) for v in value) + "]"
     return ", ".join(number(v, places) for v in value)
 
 

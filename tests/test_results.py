@@ -93,3 +93,22 @@ def test_every_row_says_what_produced_it(path):
                 measured = measured if isinstance(measured, list) else [measured]
                 assert measured != [None], f"{where}: {key} without the S it was estimated with"
                 assert column.get("S", measured[0]) in measured, f"{where}: {key} is at S = {column['S']}"
+
+
+def test_an_interval_column_prints_its_bounds_with_signs(tmp_path):
+    copy = tmp_path / "results"
+    copy.mkdir()
+    study = {
+        "study": "paired",
+        "description": "d",
+        "provenance": {"command": "c", "commit": "0" * 40, "commit_of": "run", "date": "2026-12-03"},
+        "columns": {
+            "label": {"header": "prior"},
+            "diff": {"header": "difference", "decimals": 2, "sign": True},
+            "ci": {"header": "95% interval", "decimals": 2, "sign": True, "format": "interval"},
+        },
+        "rows": [{"label": "mog", "diff": -0.28, "ci": [-0.75, 0.19]}],
+    }
+    (copy / "paired.yaml").write_text(yaml.safe_dump(study, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    table = results_tables.generate(copy, readme=None)[copy / "tables" / "paired.md"]
+    assert "| mog | −0.28 | [−0.75, +0.19] |" in table
