@@ -3,7 +3,9 @@ side by side (each child on one thread, so that several share the cores without 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import weakref
@@ -39,11 +41,13 @@ NICENESS = 10
 
 class Started:
     """A command started and not waited for, its output going to two files in `folder`; on one torch
-    thread and at a lower priority (NICENESS), as are the processes it starts."""
+    thread and at a lower priority (NICENESS), as are the processes it starts. It leads a session of
+    its own, so that stopping it reaches those processes too (a DDP run's second process)."""
 
     def __init__(self, args: list[str], folder: Path, cwd: Path = ROOT, env: dict | None = None, **popen):
         folder.mkdir(parents=True, exist_ok=True)
         self.args, self.stdout, self.stderr = args, folder / "stdout.txt", folder / "stderr.txt"
+        popen.setdefault("start_new_session", True)
         with self.stdout.open("w") as out, self.stderr.open("w") as err:
             self.process = subprocess.Popen(
                 args, cwd=cwd, env=side_by_side(env), stdout=out, stderr=err, text=True, **popen
@@ -70,10 +74,12 @@ _STARTED: weakref.WeakSet[Started] = weakref.WeakSet()
 
 
 def stop_all() -> None:
-    """Kills every started command still running (at the end of a test run cut short)."""
+    """Kills every started command still running and the processes it started (at the end of a test
+    run cut short)."""
     for started in list(_STARTED):
-        if started.running():
-            started.process.kill()
+        with contextlib.suppress(ProcessLookupError):  # the group has ended
+            os.killpg(started.pid, signal.SIGKILL)  # its process group: it and its children
+        started.process.poll()
 
 
 def start_train(*args: str, folder: Path, cwd: Path = ROOT, env: dict | None = None, **popen) -> Started:
