@@ -1,4 +1,4 @@
-"""The tests' own machinery: a command started beside the tests is stopped with everything it started."""
+"""The tests' own machinery: a command started beside the tests is killed with everything it started."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.commands import Started, stop_all
+from helpers.commands import Started
 
 SPAWNER = """
 import subprocess, sys, time
@@ -25,7 +25,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_stopping_a_started_command_ends_the_processes_it_started(tmp_path):
+def test_killing_a_started_command_ends_the_processes_it_started(tmp_path):
     pid_file = tmp_path / "child.pid"
     started = Started([sys.executable, "-c", SPAWNER, str(pid_file)], tmp_path / "out")
     deadline = time.monotonic() + 30
@@ -34,7 +34,7 @@ def test_stopping_a_started_command_ends_the_processes_it_started(tmp_path):
         time.sleep(0.05)
     child = int(pid_file.read_text())
     assert alive(child)
-    stop_all()
+    started.kill()  # as stop_all() does for every started command at the end of a test run
     deadline = time.monotonic() + 10
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)

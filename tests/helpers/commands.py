@@ -62,6 +62,12 @@ class Started:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def kill(self) -> None:
+        """Kills the command and the processes it started: its process group."""
+        with contextlib.suppress(ProcessLookupError):  # the group has ended
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.poll()
+
     def result(self, timeout: int = 600) -> subprocess.CompletedProcess:
         """Waits for the command: its exit status and output."""
         self.process.wait(timeout=timeout)
@@ -77,9 +83,7 @@ def stop_all() -> None:
     """Kills every started command still running and the processes it started (at the end of a test
     run cut short)."""
     for started in list(_STARTED):
-        with contextlib.suppress(ProcessLookupError):  # the group has ended
-            os.killpg(started.pid, signal.SIGKILL)  # its process group: it and its children
-        started.process.poll()
+        started.kill()
 
 
 def start_train(*args: str, folder: Path, cwd: Path = ROOT, env: dict | None = None, **popen) -> Started:
