@@ -41,8 +41,8 @@ NICENESS = 10
 
 class Started:
     """A command started and not waited for, its output going to two files in `folder`; on one torch
-    thread and at a lower priority (NICENESS), as are the processes it starts. It leads a session of
-    its own, so that stopping it reaches those processes too (a DDP run's second process)."""
+    thread and at a lower priority (NICENESS), as are the processes it starts. It leads a process
+    group of its own, so that killing it reaches those processes too (a DDP run's second process)."""
 
     def __init__(self, args: list[str], folder: Path, cwd: Path = ROOT, env: dict | None = None, **popen):
         folder.mkdir(parents=True, exist_ok=True)
