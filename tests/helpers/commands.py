@@ -66,7 +66,7 @@ class Started:
         """Kills the command and the processes it started: its process group."""
         with contextlib.suppress(ProcessLookupError):  # the group has ended
             os.killpg(self.pid, signal.SIGKILL)
-        self.process.poll()
+        self.process.wait(timeout=10)
 
     def result(self, timeout: int = 600) -> subprocess.CompletedProcess:
         """Waits for the command: its exit status and output."""
