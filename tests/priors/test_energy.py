@@ -1,5 +1,6 @@
 """The energy-reweighted prior: its normaliser's estimate matches a quadrature within its stated
-error, importance resampling approaches the density as its pool grows, the noise-contrastive
+error, the training bound is below the density and approaches it as its pool grows, a peaked energy
+cannot buy likelihood in training, importance resampling approaches the density as its pool grows, the noise-contrastive
 classifier turns the base into the aggregated posterior, and NCP is a post-hoc fit only."""
 
 from __future__ import annotations
@@ -50,6 +51,70 @@ def test_the_normaliser_matches_a_quadrature_within_its_stated_error():
     assert float(dist.log_z) == pytest.approx(exact, abs=4 * float(dist.log_z_stderr) + 1e-4)
     assert dist.exact_log_prob is False and "200000 base samples" in dist.log_prob_estimator
     assert torch.equal(prior().log_z, dist.log_z)  # eval mode: the same seeded estimate every time
+
+
+def test_the_training_bound_approaches_the_density_as_the_pool_grows():
+    prior = shaped_prior()
+    log_z, density = quadrature(prior)
+    z = GRID[density.multinomial(200, replacement=True, generator=torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        exact = Independent(Normal(torch.zeros(2).double(), 1.0), 1).log_prob(z) - prior.net(z).squeeze(-1) - log_z
+        gaps = []
+        for pool in (4, 64, 4096):
+            prior.train().num_samples = pool
+            torch.manual_seed(1)
+            bound = torch.stack([prior().log_prob(z) for _ in range(50)]).mean(0)  # E over the pool, per z
+            gaps.append((exact - bound).mean().abs().item())
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.005, gaps
+
+
+def test_the_training_bound_is_below_the_density_that_resampling_draws_from():
+    """Resampling one of K + 1 base samples by exp(-E) draws from b(z) E[(K + 1) w(z) / (w(z) + S)],
+    w = exp(-E), S the sum of K other weights: a density (it integrates to 1), whose samples the
+    sampler's agree with, and whose log the training bound is below, on average over the pool."""
+    pool = 4
+    prior = shaped_prior(resample_from=pool + 1)
+    axis = torch.linspace(-8, 8, 129, dtype=torch.float64)
+    grid, cell = torch.cartesian_prod(axis, axis), float((axis[1] - axis[0]) ** 2)
+    base = Independent(Normal(torch.zeros(2).double(), 1.0), 1)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        w = (-prior.net(grid).squeeze(-1)).exp()
+        others = (-prior.net(base.sample((20_000, pool))).squeeze(-1)).exp().sum(-1)  # S, one per pool
+        ratio = torch.cat([((pool + 1) / (part[:, None] + others)).mean(-1) for part in w.split(4096)])
+        density = base.log_prob(grid).exp() * w * ratio
+        mean = (density[:, None] * grid).sum(0) * cell
+        samples = prior().sample((40_000,))
+        prior.train().num_samples = pool
+        z = grid[density.multinomial(200, replacement=True, generator=torch.Generator().manual_seed(0))]
+        bound = torch.stack([prior().log_prob(z) for _ in range(500)]).mean(0)
+        index = torch.cdist(z, grid).argmin(-1)
+    assert float(density.sum() * cell) == pytest.approx(1.0, abs=5e-3)
+    assert (samples.mean(0) - mean).norm() < 0.03, (samples.mean(0), mean)
+    gap = density[index].log() - bound
+    assert gap.min() > -0.02 and gap.mean() > 0.01, gap
+
+
+class Peak(torch.nn.Module):
+    """E(z) = -200 within 0.05 of (3, 3), where N(0, I)'s samples all but never land; 0 elsewhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = torch.nn.Parameter(torch.tensor(200.0))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return -self.depth * ((z - 3.0).square().sum(-1, keepdim=True) < 0.05**2).to(z)
+
+
+def test_a_peaked_energy_gains_at_most_the_log_of_the_pool_size_in_training():
+    torch.manual_seed(0)
+    prior = EnergyPrior(2, num_samples=1024)
+    prior.net = Peak()
+    z = torch.full((1, 2), 3.0)
+    base = Independent(Normal(torch.zeros(2), 1.0), 1).log_prob(z)
+    dist = prior.train()()
+    assert float(base - prior.net(z).squeeze(-1) - dist.log_z) > float(base) + 150  # the pool alone: +200 nats
+    assert float(dist.log_prob(z)) <= float(base) + math.log(1025) + 1e-4
 
 
 def test_importance_resampling_approaches_the_density_as_its_pool_grows():

@@ -5,9 +5,16 @@ learnt energy,
 
 with E a small network. Two ways to learn E:
 
-- `objective: joint`: with the VAE, by the ELBO, Z estimated at each step from `num_samples` fresh
-  base samples (its log is a Monte Carlo estimate, low on average, as in LARS and SNIS-style priors,
-  Lawson et al., 2019; Bauer & Mnih, 2019);
+- `objective: joint`: with the VAE, by the ELBO, log p(z) replaced in training by the bound of
+  self-normalised importance sampling (SNIS, Lawson et al., 2019): with K = `num_samples` fresh base
+  samples z_k,
+
+      log p(z) >= log b(z) - E(z) - log[(exp(-E(z)) + sum_k exp(-E(z_k))) / (K + 1)],
+
+  a lower bound on the log-density of the distribution that resampling from K + 1 base samples draws
+  from, which tends to b exp(-E) / Z as K grows. z's own weight in the normaliser caps what a peaked
+  energy gains at log(K + 1): with the pool alone, whose log-mean is low on average, the ELBO
+  rewards an energy peaked where no base sample lands without bound;
 - `objective: ncp`: after training, as a noise-contrastive classifier between the aggregated
   posterior's samples and the base's (NCP, Aneja et al., 2021): the logit -E(z) of the best
   classifier is log q(z)/b(z), so b exp(-E) / Z is q(z). A post-hoc fit only
@@ -52,13 +59,21 @@ class EnergyReweighted(Distribution):
         log_z_stderr: Tensor | None,
         resample_from: int,
         estimator: str,
+        pool_size: int | None = None,
     ):
+        """`pool_size`: log_prob is the SNIS bound of the module's docstring, `log_z` the pool's
+        log-mean of exp(-E) over that many base samples; None: log_prob is b exp(-E) / exp(log_z)."""
         self.base, self.energy, self.log_z, self.log_z_stderr = base, energy, log_z, log_z_stderr
-        self.resample_from, self.log_prob_estimator = resample_from, estimator
+        self.resample_from, self.log_prob_estimator, self.pool_size = resample_from, estimator, pool_size
         super().__init__(torch.Size(), base.event_shape, validate_args=False)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return self.base.log_prob(z) - self.energy(z).squeeze(-1) - self.log_z
+        log_w = -self.energy(z).squeeze(-1)
+        if self.pool_size is None:
+            return self.base.log_prob(z) + log_w - self.log_z
+        pool_log_sum = self.log_z + math.log(self.pool_size)
+        log_z = torch.logaddexp(log_w, pool_log_sum) - math.log(self.pool_size + 1)  # z's own weight joins the pool
+        return self.base.log_prob(z) + log_w - log_z
 
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
@@ -125,9 +140,9 @@ class EnergyPrior(nn.Module):
     def forward(self, encoder: nn.Module | None = None) -> EnergyReweighted:
         base = self.base(encoder)
         if self.training:
-            log_z, stderr = self.log_z(base, self.num_samples)
-            estimator = f"Z = E_b[exp(-E(z))] over {self.num_samples} fresh base samples"
-            return EnergyReweighted(base, self.net, log_z, None, self.resample_from, estimator)
+            log_z, _ = self.log_z(base, self.num_samples)
+            estimator = f"the SNIS bound over {self.num_samples} fresh base samples and z itself"
+            return EnergyReweighted(base, self.net, log_z, None, self.resample_from, estimator, self.num_samples)
         with torch.no_grad():
             log_z, stderr = self.log_z(base, self.eval_samples, seeded=True)
         estimator = (
