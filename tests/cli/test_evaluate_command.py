@@ -1,13 +1,15 @@
-"""vaelab-evaluate: a run's test metrics again, with overrides; a missing file, a corrupt checkpoint,
-a corrupt metrics.json or a bad override is one line naming it."""
+"""vaelab-evaluate: a run's test metrics again, with overrides (of the prior's, those of its
+estimator); a missing file, a corrupt checkpoint, a corrupt metrics.json or a bad override is one
+line naming it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 import torch
-from helpers.runs import corrupt
+from helpers.runs import corrupt, save_untrained_run
 
 from vaelab.model import VAE
 
@@ -43,6 +45,25 @@ def test_evaluate_checks_its_overrides(saved_run, capsys, override, message):
         load_script().main([str(ckpt), override])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err == f"vaelab-evaluate: error: {message}\n"
+
+
+def test_evaluate_sets_how_the_prior_is_estimated_and_refuses_what_the_checkpoint_fixes(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    ckpt = save_untrained_run(run_dir, "prior=latent_vae", "eval.quality.enabled=false", "eval.exact=false")
+    out = tmp_path / "out.json"
+    load_script().main([str(ckpt), "eval.num_samples=2", "prior.eval_samples=3", "--json", str(out)])
+    assert "importance sampling over K = 3 samples of q(u|z)" in json.loads(out.read_text())["prior/log_prob_estimator"]
+    for override, message in [
+        ("prior.hidden=8", "prior.hidden=8 is not allowed: the checkpoint fixes the prior; at evaluation only "
+         "prior.eval_samples, prior.resample_from (how its density is estimated or sampled) can change"),
+        ("prior.resample_from=5", "prior.resample_from=5 is not allowed: prior.resample_from is not in"),
+        ("+prior.resample_from=5", "prior.resample_from=5 is not allowed: vaelab.priors.LatentVAEPrior has no argument"),
+    ]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            load_script().main([str(ckpt), "eval.num_samples=2", override, "--json", str(tmp_path / "refused.json")])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith(f"vaelab-evaluate: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "refused.json").exists()
 
 
 def test_evaluate_names_a_corrupt_metrics_file(saved_run, capsys):

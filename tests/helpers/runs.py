@@ -74,11 +74,11 @@ def assert_picture(path: Path, size: tuple[int, int]) -> None:
     assert pixels.var() > 1e-3, f"{path.name} is blank"
 
 
-def save_untrained_run(run_dir: Path) -> Path:
-    """A run directory with config.yaml and an untrained model's checkpoint, made without training:
-    the checkpoint's path."""
+def save_untrained_run(run_dir: Path, *overrides: str) -> Path:
+    """A run directory with config.yaml and an untrained model's checkpoint, made without training
+    (the config's `overrides` on top of trainer=fast): the checkpoint's path."""
     (run_dir / "checkpoints").mkdir(parents=True)
-    cfg = compose_config("trainer=fast", f"run_dir={run_dir}")
+    cfg = compose_config("trainer=fast", f"run_dir={run_dir}", *overrides)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     model = vaelab.build(cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"

@@ -6,7 +6,13 @@
     vaelab-evaluate <run>/checkpoints/best-042.ckpt --json nll.json   # the results to a file too
 
 The config is the run's `config.yaml` with the overrides merged in; with the same settings and
-seed the numbers in `metrics.json` are reproduced. For the run's best checkpoint (a run directory,
+seed the numbers in `metrics.json` are reproduced. The checkpoint fixes the model, prior included:
+of the prior's keys only those that set how its density is estimated or sampled apply
+(`prior.eval_samples`, `prior.resample_from`, where the prior has them), e.g.
+
+    vaelab-evaluate <run> prior.eval_samples=200   # a latent_vae prior's log p(z) over 200 samples of q(u|z)
+
+For the run's best checkpoint (a run directory,
 or the checkpoint `metrics.json` names) the results go to `metrics.json` and the run's experiment
 trackers; for any other checkpoint they are printed, and written to `--json FILE` if given. A bad
 input is one line (exit status 2) and writes nothing. torch is imported once the arguments are
@@ -20,11 +26,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from vaelab.errors import RunDirError, VaelabError
-from vaelab.overrides import merge_overrides
+from vaelab.errors import ConfigError, RunDirError, VaelabError
+from vaelab.overrides import key_of, merge_overrides
 from vaelab.rundir import RunDir, find_checkpoint, read_json
 
 __all__ = ["main"]
+
+ESTIMATOR_KEYS = ("eval_samples", "resample_from")  # a prior's settings that a checkpoint does not fix
 
 
 def load_config(run_dir: Path, overrides: list[str]) -> DictConfig:
@@ -40,6 +48,23 @@ def load_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     cfg = merge_overrides(cfg, overrides, run.config)
     check_config(cfg, machine=False)
     return cfg
+
+
+def check_prior_overrides(overrides: list[str]) -> list[str]:
+    """The prior keys among `overrides` (without "prior."): only ESTIMATOR_KEYS, else a ConfigError."""
+    names = []
+    for override in overrides:
+        key = key_of(override).removeprefix("+")
+        if key == "prior" or key.startswith("prior."):
+            name = key.removeprefix("prior.")
+            if name not in ESTIMATOR_KEYS:
+                allowed = ", ".join(f"prior.{k}" for k in ESTIMATOR_KEYS)
+                raise ConfigError(
+                    f"{override} is not allowed: the checkpoint fixes the prior; at evaluation only {allowed} "
+                    "(how its density is estimated or sampled) can change"
+                )
+            names.append(name)
+    return names
 
 
 def load_model(ckpt: Path):
@@ -75,9 +100,16 @@ def evaluate(path: Path, overrides: list[str], json_file: Path | None = None) ->
     from vaelab.files import atomic_write_json
     from vaelab.training.trackers import log_evaluation
 
+    prior_keys = check_prior_overrides(overrides)
     cfg = load_config(run.path, overrides)
     best = run.best_checkpoint()
     model = load_model(ckpt)
+    for name in prior_keys:
+        if not hasattr(model.prior, name):
+            raise ConfigError(
+                f"prior.{name} is not allowed: the run's prior ({type(model.prior).__name__}) has no such setting"
+            )
+        setattr(model.prior, name, cfg.prior[name])
     datamodule = instantiate(cfg.dataset.datamodule)
     datamodule.setup("test")  # a malformed data file is one line too (a DataFormatError)
     is_best = best is not None and ckpt == best.resolve()
