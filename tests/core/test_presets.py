@@ -51,10 +51,11 @@ def test_the_hierarchical_presets_are_the_one_level_one_with_two_layers_and_the_
     assert (conv.encoder.logvar_min, conv.encoder.logvar_max) == (-6, 2) and "hidden" not in conv.encoder
 
 
-@pytest.mark.parametrize("prior", ["maf", "nsf", "lars", "vamp_data"])
+@pytest.mark.parametrize("prior", ["maf", "nsf", "lars", "vamp_data", "energy", "latent_vae"])
 def test_preset_sizes_the_new_priors_like_the_vampprior(prior):
     """500 pseudo-inputs of 784 pixels are 392k numbers; the flows and lars's acceptance network
-    get about as many parameters at latent_dim 40, vamp_data 500 fixed training images."""
+    get about as many parameters at latent_dim 40, as do the energy network and the latent VAE;
+    vamp_data 500 fixed training images."""
     cfg = compose_config("experiment=vampprior_paper", f"prior={prior}")
     module = hydra.utils.instantiate(cfg.prior)
     if prior == "vamp_data":
