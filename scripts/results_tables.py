@@ -180,10 +180,10 @@ def table(study: dict, source: str) -> str:
 
 
 def headline(study: dict, source: str) -> str:
-    """One row per prior of the paper benchmark: −log p(x) at S = 5000 where measured, else 1000."""
+    """One row per prior of the paper benchmark: −log p(x) at the largest S measured (5000, 1000 or 100)."""
     lines, values = [], []
     for row in (merged(study, row) for row in study["rows"] if row.get("headline")):
-        key = "nll_s5000" if row.get("nll_s5000") is not None else "nll_s1000"
+        key = next(k for k in ("nll_s5000", "nll_s1000", "nll_s100") if row.get(k) is not None)
         values.append(row[key])
         lines.append([f"`{row['prior']}`", number(row[key], 2), str(study["columns"][key]["S"])])
     for cells, value in zip(lines, values, strict=True):
