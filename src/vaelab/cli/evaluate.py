@@ -12,9 +12,9 @@ of the prior's keys only those that set how its density is estimated or sampled 
 
     vaelab-evaluate <run> prior.eval_samples=200   # a latent_vae prior's log p(z) over 200 samples of q(u|z)
 
-For the run's best checkpoint (a run directory,
-or the checkpoint `metrics.json` names) the results go to `metrics.json` and the run's experiment
-trackers; for any other checkpoint they are printed, and written to `--json FILE` if given. A bad
+For the run's best checkpoint (a run directory, or the checkpoint `metrics.json` names) the results
+go to `metrics.json` and the run's experiment trackers; for any other checkpoint they are printed,
+and written to `--json FILE` if given. A bad
 input is one line (exit status 2) and writes nothing. torch is imported once the arguments are
 parsed, so `--help` answers at once.
 """
